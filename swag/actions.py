@@ -1,0 +1,81 @@
+"""The NES pad: the single owner of button order and action conversions.
+
+An action is one byte in nes-py's bit order (A = bit 0 … Right = bit 7), the
+same order FCEUX uses internally. Every other module converts through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+BUTTONS: tuple[str, ...] = ("A", "B", "select", "start", "up", "down", "left", "right")
+NUM_BUTTONS = len(BUTTONS)
+BIT = {name: 1 << i for i, name in enumerate(BUTTONS)}
+NOOP = 0
+
+
+def to_names(action: int) -> list[str]:
+    """Names of the pressed buttons, in bit order."""
+    if not 0 <= int(action) <= 255:
+        raise ValueError(f"action {action} is not a byte")
+    return [name for i, name in enumerate(BUTTONS) if int(action) >> i & 1]
+
+
+def from_names(names: Iterable[str]) -> int:
+    """The action byte for a set of button names (case-insensitive)."""
+    lookup = {name.lower(): bit for name, bit in BIT.items()}
+    action = 0
+    for name in names:
+        try:
+            action |= lookup[name.lower()]
+        except KeyError:
+            raise ValueError(f"unknown NES button {name!r}; expected one of {BUTTONS}") from None
+    return action
+
+
+def to_multihot(actions: np.ndarray) -> np.ndarray:
+    """uint8 (...,) action bytes -> bool (..., 8) pressed flags in bit order."""
+    actions = np.asarray(actions, dtype=np.uint8)
+    return ((actions[..., None] >> np.arange(NUM_BUTTONS, dtype=np.uint8)) & 1).astype(bool)
+
+
+def from_multihot(pressed: np.ndarray) -> np.ndarray:
+    """bool/0-1 (..., 8) pressed flags -> uint8 (...,) action bytes."""
+    pressed = np.asarray(pressed).astype(np.uint8)
+    if pressed.shape[-1] != NUM_BUTTONS:
+        raise ValueError(f"expected a last axis of {NUM_BUTTONS} buttons, got {pressed.shape}")
+    return (pressed << np.arange(NUM_BUTTONS, dtype=np.uint8)).sum(axis=-1).astype(np.uint8)
+
+
+def resample(actions: np.ndarray, source_fps: float, target_fps: float) -> np.ndarray:
+    """Actions held at source_fps -> actions held at target_fps.
+
+    A button counts as pressed in a target step when it was held for at least
+    half of the source frames that step covers, so a held button stays held and
+    one-frame flickers vanish, as they would to a viewer of the slower video.
+    """
+    actions = np.asarray(actions, dtype=np.uint8)
+    spans = frame_spans(len(actions), source_fps, target_fps)
+    if len(spans) == 0:
+        return np.zeros(0, dtype=np.uint8)
+    pressed = to_multihot(actions).astype(np.float32)
+    cumulative = np.concatenate([np.zeros((1, NUM_BUTTONS), np.float32), np.cumsum(pressed, axis=0)])
+    held = (cumulative[spans[:, 1]] - cumulative[spans[:, 0]]) / (spans[:, 1] - spans[:, 0])[:, None]
+    return from_multihot(held >= 0.5)
+
+
+def frame_spans(num_source: int, source_fps: float, target_fps: float) -> np.ndarray:
+    """int64 (T_target, 2): [start, stop) source frames covered by each target frame.
+
+    Target frame k shows the source frame at time k / target_fps; it covers the
+    source frames up to the next target frame. Only whole target steps are kept.
+    """
+    if target_fps > source_fps:
+        raise ValueError(f"cannot upsample {source_fps} fps to {target_fps} fps")
+    ratio = source_fps / target_fps
+    num_target = int(np.floor(num_source / ratio + 1e-9))
+    starts = np.floor(np.arange(num_target) * ratio + 1e-9).astype(np.int64)
+    stops = np.floor(np.arange(1, num_target + 1) * ratio + 1e-9).astype(np.int64)
+    return np.stack([starts, np.minimum(stops, num_source)], axis=1).reshape(-1, 2)
