@@ -1,0 +1,110 @@
+"""Pipeline configuration: YAML validated against workflow/schemas/config.schema.yaml.
+
+The Snakefile and the CLI both validate through here, so a wrong key or type gets the
+same one-line message everywhere: `FILE: KEY.PATH: problem`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from swag.errors import SwagError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@cache
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "(top level)"
+
+
+def validate(config: dict[str, Any], source: str | Path = "config") -> dict[str, Any]:
+    """Raise SwagError naming the first bad key; returns the config unchanged when valid."""
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(e.absolute_path)))
+    if errors:
+        error = errors[0]
+        message = error.message
+        if error.validator == "additionalProperties":
+            message = message.replace("Additional properties are not allowed", "unknown key")
+        raise SwagError(f"{source}: {_key_path(error)}: {message}")
+    _check_consistency(config, source)
+    return config
+
+
+def _check_consistency(config: dict[str, Any], source: str | Path) -> None:
+    from swag import games
+
+    resolution = config["data"]["resolution"]
+    for stage in ("idm", "vpt"):
+        if stage in config and config[stage]["model"]["dimensions"] != resolution:
+            raise SwagError(
+                f"{source}: {stage}.model.dimensions {config[stage]['model']['dimensions']} "
+                f"must equal data.resolution {resolution}"
+            )
+        if stage in config:
+            model = config[stage]["model"]
+            if model["embedding_dim"] % model["transformer_heads"]:
+                raise SwagError(f"{source}: {stage}.model.embedding_dim must be divisible by transformer_heads")
+    for dataset, sets in config["recordings"].items():
+        for i, entry in enumerate(sets):
+            where = f"{source}: recordings.{dataset}.{i}"
+            try:
+                spec = games.get(entry["game"])
+            except games.GameError as error:
+                raise SwagError(f"{where}.game: {error}") from None
+            level = entry.get("level")
+            if level and level not in spec.levels:
+                raise SwagError(f"{where}.level: {entry['game']} has no level {level!r}")
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read and validate a config file."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SwagError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise SwagError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise SwagError(f"{path}: expected a mapping of config sections at the top level")
+    return validate(config, path)
+
+
+def episode_seed(dataset: str, game: str, episode: str) -> int:
+    """A stable seed per recording id, so no two recordings anywhere share one."""
+    digest = hashlib.sha1(f"{dataset}/{game}/{episode}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def recordings(config: dict[str, Any], dataset: str) -> list[dict[str, Any]]:
+    """Every generated recording of a dataset: game, level, style, episode id, seed, max_frames."""
+    found = []
+    for entry in config["recordings"].get(dataset, []):
+        level = entry.get("level")
+        for style in entry["styles"]:
+            for index in range(entry["episodes"]):
+                episode = f"{level}_{style}_{index:03d}" if level else f"{style}_{index:03d}"
+                found.append(
+                    {
+                        "dataset": dataset,
+                        "game": entry["game"],
+                        "level": level,
+                        "style": style,
+                        "episode": episode,
+                        "seed": episode_seed(dataset, entry["game"], episode),
+                        "max_frames": entry["max_frames"],
+                    }
+                )
+    return found

@@ -1,0 +1,57 @@
+# Config validation, the recordings the config asks for, and input functions.
+
+import json
+
+from swag import config as swag_config
+
+# Every rule runs `python -m swag` in this environment (`--sw-deployment-method conda`) or in
+# whatever environment snakemake itself runs in (the README's venv); the repository root is put
+# on PYTHONPATH so both find this checkout's swag.
+SWAG_ENV = "../../environment.yml"
+shell.prefix(f"export PYTHONPATH='{workflow.basedir}':$PYTHONPATH; ")
+
+# Name the file the user gave (--configfile) in errors, else the Snakefile's default.
+CONFIG_SOURCE = ", ".join(map(str, workflow.overwrite_configfiles or workflow.configfiles)) or "config"
+swag_config.validate(config, source=CONFIG_SOURCE)
+
+DATASETS = [name for name in ("idm", "vpt") if config["recordings"].get(name)]
+RECORDINGS = {
+    (rec["dataset"], rec["game"], rec["episode"]): rec
+    for dataset in DATASETS
+    for rec in swag_config.recordings(config, dataset)
+}
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    game=r"[a-z0-9-]+",
+    episode=r"[A-Za-z0-9_.-]+",
+
+
+def recording(wildcards):
+    """The config entry behind one recording's jobs."""
+    return RECORDINGS[(wildcards.dataset, wildcards.game, wildcards.episode)]
+
+
+def recording_arg(key):
+    """A params function reading one field of the recording; only that recording's jobs rerun when it changes."""
+    return lambda wildcards: recording(wildcards)[key]
+
+
+def stores(dataset):
+    return [
+        f"results/zarr/{dataset}/{game}/{episode}.zarr"
+        for (ds, game, episode) in RECORDINGS
+        if ds == dataset
+    ]
+
+
+def stage_config(stage):
+    """The model and training sections of one stage, as params: editing them reruns that stage only."""
+    return json.dumps(config[stage], sort_keys=True)
+
+
+def get_final_outputs():
+    outputs = [f"results/index/{dataset}.json" for dataset in DATASETS]
+    
+    return outputs

@@ -1,0 +1,83 @@
+# Stage 1: gameplay with known controller input -> raw recordings -> Zarr stores -> dataset index.
+
+
+rule record_demonstration:
+    output:
+        video="results/raw/{dataset}/{game}/{episode}.mp4",
+        actions="results/raw/{dataset}/{game}/{episode}.jsonl",
+        meta="results/raw/{dataset}/{game}/{episode}.json",
+    params:
+        level=lambda wildcards: recording(wildcards)["level"] or "",
+        style=recording_arg("style"),
+        seed=recording_arg("seed"),
+        max_frames=recording_arg("max_frames"),
+        prefix=subpath(output.meta, strip_suffix=".json"),
+    conda:
+        SWAG_ENV
+    log:
+        "logs/record_demonstration/{dataset}/{game}/{episode}.log",
+    shell:
+        "python -m swag record --game {wildcards.game} --level '{params.level}' --style {params.style}"
+        " --seed {params.seed} --max-frames {params.max_frames} --out {params.prefix} > {log} 2>&1"
+
+
+rule convert_recording:
+    input:
+        video="results/raw/{dataset}/{game}/{episode}.mp4",
+        actions="results/raw/{dataset}/{game}/{episode}.jsonl",
+        meta="results/raw/{dataset}/{game}/{episode}.json",
+    output:
+        store=directory("results/zarr/{dataset}/{game}/{episode}.zarr"),
+    wildcard_constraints:
+        dataset="idm",
+    params:
+        prefix=subpath(input.meta, strip_suffix=".json"),
+        height=config["data"]["resolution"]["y"],
+        width=config["data"]["resolution"]["x"],
+        fps=config["data"]["fps"],
+        chunk_frames=config["data"]["chunk_frames"],
+    conda:
+        SWAG_ENV
+    log:
+        "logs/convert_recording/{dataset}/{game}/{episode}.log",
+    shell:
+        "python -m swag convert {params.prefix} {output.store} --height {params.height} --width {params.width}"
+        " --fps {params.fps} --chunk-frames {params.chunk_frames} > {log} 2>&1"
+
+
+# The vpt set stands in for unlabelled web video: its true actions go to a truth store that
+# only evaluation reads, and the store the pipeline trains from has no actions.
+rule convert_unlabelled_recording:
+    input:
+        **rules.convert_recording.input,
+    output:
+        store=directory("results/zarr/{dataset}/{game}/{episode}.zarr"),
+        truth=directory("results/truth/{dataset}/{game}/{episode}.zarr"),
+    wildcard_constraints:
+        dataset="vpt",
+    params:
+        **rules.convert_recording.params,
+    conda:
+        SWAG_ENV
+    log:
+        "logs/convert_unlabelled_recording/{dataset}/{game}/{episode}.log",
+    shell:
+        "python -m swag convert {params.prefix} {output.store} --truth {output.truth} --height {params.height}"
+        " --width {params.width} --fps {params.fps} --chunk-frames {params.chunk_frames} > {log} 2>&1"
+
+
+rule index_dataset:
+    input:
+        stores=lambda wildcards: stores(wildcards.dataset),
+    output:
+        index="results/index/{dataset}.json",
+    params:
+        test_fraction=config["data"]["test_fraction"],
+        heldout=" ".join(f"--heldout-style {style}" for style in config["data"]["heldout_styles"]),
+    conda:
+        SWAG_ENV
+    log:
+        "logs/index_dataset/{dataset}.log",
+    shell:
+        "python -m swag index --dataset {wildcards.dataset} --test-fraction {params.test_fraction} {params.heldout}"
+        " --out {output.index} {input.stores} > {log} 2>&1"
