@@ -52,6 +52,18 @@ def games_command() -> None:
 # --- stage commands are added below, one section per stage ---------------------------------------
 
 
+@app.command("data-stats")
+def data_stats_command(
+    index: Annotated[Path, typer.Argument(help="Dataset index JSON (from `swag index`).")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder for stats.json, frames.png and buttons.png.")],
+) -> None:
+    """Frames per game and split, and button press rates, for the report."""
+    from swag.stats import write_statistics
+
+    stats = write_statistics(index, out_dir)
+    log.info("%s: %d recordings, frames per game %s", index, stats["recordings"], stats["frames"])
+
+
 def run() -> None:
     """Entry point: turns SwagError into `swag: error: …` and exit code 1."""
     try:

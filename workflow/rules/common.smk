@@ -52,6 +52,6 @@ def stage_config(stage):
 
 
 def get_final_outputs():
-    outputs = [f"results/index/{dataset}.json" for dataset in DATASETS]
+    outputs = [f"results/stats/{dataset}" for dataset in DATASETS]
     
     return outputs

@@ -81,3 +81,22 @@ rule index_dataset:
     shell:
         "python -m swag index --dataset {wildcards.dataset} --test-fraction {params.test_fraction} {params.heldout}"
         " --out {output.index} {input.stores} > {log} 2>&1"
+
+
+rule data_statistics:
+    input:
+        index="results/index/{dataset}.json",
+    output:
+        report(
+            directory("results/stats/{dataset}"),
+            patterns=["{name}.png"],
+            caption="../report/data_statistics.rst",
+            category="1. Data",
+            labels={"dataset": "{dataset}", "figure": "{name}"},
+        ),
+    conda:
+        SWAG_ENV
+    log:
+        "logs/data_statistics/{dataset}.log",
+    shell:
+        "python -m swag data-stats {input.index} {output} > {log} 2>&1"
