@@ -47,7 +47,8 @@ def _temp_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.tmp-{os.getpid()}")
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Delete a file or directory tree if it exists."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists() or path.is_symlink():
@@ -63,10 +64,10 @@ def replace_path(temp: Path, path: Path) -> None:
     temp, path = Path(temp), Path(path)
     if path.exists() or path.is_symlink():
         old = path.with_name(f"{path.name}.old-{os.getpid()}")
-        _remove(old)
+        remove_path(old)
         os.replace(path, old)
         os.replace(temp, path)
-        _remove(old)
+        remove_path(old)
     else:
         os.replace(temp, path)
 
@@ -83,11 +84,11 @@ def atomic_store_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = _temp_path(path)
-    _remove(temp)
+    remove_path(temp)
     try:
         yield temp
     except BaseException:
-        _remove(temp)
+        remove_path(temp)
         raise
     replace_path(temp, path)
 
