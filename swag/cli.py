@@ -64,6 +64,62 @@ def data_stats_command(
     log.info("%s: %d recordings, frames per game %s", index, stats["recordings"], stats["frames"])
 
 
+@app.command("record")
+def record_command(
+    game: Annotated[str, typer.Option(help="Game name (see `swag games`).")],
+    out: Annotated[Path, typer.Option(help="Recording prefix: writes OUT.mp4, OUT.jsonl and OUT.json.")],
+    level: Annotated[str, typer.Option(help="Level, e.g. 1-1; empty for games without levels.")] = "",
+    style: Annotated[str, typer.Option(help="Demonstrator style: cautious, speedy or jumpy.")] = "cautious",
+    seed: Annotated[int, typer.Option(help="Seed of the demonstrator and the emulator reset.")] = 0,
+    max_frames: Annotated[int, typer.Option(help="Stop after this many frames (60 per second).")] = 4000,
+) -> None:
+    """Play one episode with a scripted demonstrator and record it (lossless mp4 + jsonl + json)."""
+    from swag.recording import record_episode
+
+    meta = record_episode(game, level or None, style, seed, max_frames, out)
+    log.info("%s: %d frames, progress %s", out, meta["frames"], meta["progress"])
+
+
+@app.command("convert")
+def convert_command(
+    source: Annotated[Path, typer.Argument(help="Recording prefix (or its .json/.mp4/.jsonl), or a folder of recordings.")],
+    out: Annotated[Path, typer.Argument(help="Output store (.zarr), or a folder of stores when SOURCE is a folder.")],
+    height: Annotated[int, typer.Option(help="Frame height of the store, pixels.")] = 60,
+    width: Annotated[int, typer.Option(help="Frame width of the store, pixels.")] = 64,
+    fps: Annotated[float, typer.Option(help="Frame rate of the store (at most the recording's 60).")] = 20,
+    truth: Annotated[Optional[Path], typer.Option(help="Put the actions in this separate truth store (a folder "
+                                                       "when SOURCE is a folder); the store gets none.")] = None,
+    chunk_frames: Annotated[int, typer.Option(help="Frames per Zarr chunk.")] = 64,
+) -> None:
+    """Convert raw recordings to Zarr stores at the given resolution and frame rate."""
+    from swag.convert import convert_folder, convert_recording
+
+    options = dict(height=height, width=width, fps=fps, chunk_frames=chunk_frames)
+    if source.is_dir():
+        stores = convert_folder(source, out, truth_folder=truth, **options)
+        log.info("%s: converted %d recordings into %s", source, len(stores), out)
+    else:
+        attrs = convert_recording(source, out, truth_path=truth, **options)
+        log.info("%s: %d frames at %g fps, %dx%d", out, attrs["frames"], fps, width, height)
+
+
+@app.command("index")
+def index_command(
+    stores: Annotated[list[Path], typer.Argument(help="The dataset's Zarr stores.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name, e.g. idm or vpt.")],
+    out: Annotated[Path, typer.Option(help="Index JSON to write.")],
+    test_fraction: Annotated[float, typer.Option(help="Share of recordings (by stable hash) in the test split.")] = 0.2,
+    heldout_style: Annotated[Optional[list[str]], typer.Option(help="Style kept out of training as the "
+                                                                   "unseen_style split; repeatable.")] = None,
+) -> None:
+    """Index a dataset's stores and split them by recording into train / test / unseen_style."""
+    from swag.index import build_index, write_index
+
+    index = build_index(dataset, stores, test_fraction, heldout_style or ())
+    write_index(index, out)
+    log.info("%s: %d stores, frames per split %s", out, len(index["stores"]), index["summary"]["frames_per_split"])
+
+
 def run() -> None:
     """Entry point: turns SwagError into `swag: error: …` and exit code 1."""
     try:
