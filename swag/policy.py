@@ -1,0 +1,288 @@
+"""Agents that play a game in the emulator: random, the scripted demonstrator, and a trained policy.
+
+Every agent has the same two calls:
+
+    agent.reset(seed, env, info)          start of an episode (env and info only the demonstrator reads)
+    action = agent.act(frame, info)       frame: the screen (H, W, 3) uint8 the agent sees; -> pad byte
+
+`swag.rollout` calls `act` once per policy step (at `data.fps`, each action held for 60/fps
+emulator frames), except for agents with `acts_every_frame = True` (the demonstrator, which
+plays at the emulator's 60 Hz as it did when it made the data).
+
+Agents are built inside rollout worker processes from a picklable `AgentSpec` (`make_agent`),
+so a model checkpoint is loaded once per worker and no tensors cross process boundaries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from swag.actions import NUM_BUTTONS, from_multihot
+from swag.errors import SwagError
+
+log = logging.getLogger(__name__)
+
+ALL_ACTIONS = tuple(range(256))
+
+
+def downscale(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(240, 256, 3) uint8 screen -> (height, width, 3) uint8, as `swag convert` makes store frames.
+
+    cv2.INTER_AREA averages every source pixel a target pixel covers: the policy must see the
+    same kind of frames it was trained on. swag.convert resizes inline with the same call; if
+    it ever exposes `resize_frame(frame, width, height)`, that one is used, so there is one resize.
+    """
+    global _resize
+    if _resize is None:
+        try:
+            from swag.convert import resize_frame as _resize
+        except ImportError:
+            _resize = _inter_area
+    return _resize(frame, width, height)
+
+
+def _inter_area(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    import cv2
+
+    if frame.shape[:2] == (height, width):
+        return frame
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+
+
+_resize = None
+
+
+class Agent:
+    """The interface; see the module docstring."""
+
+    name = "agent"
+    acts_every_frame = False  # True: called at every emulator frame (60 Hz), not at the policy rate
+
+    def reset(self, seed: int, env=None, info: dict | None = None) -> None:
+        raise NotImplementedError
+
+    def act(self, frame: np.ndarray, info: dict | None = None) -> int:
+        raise NotImplementedError
+
+
+class RandomAgent(Agent):
+    """Uniform over a set of pad bytes, drawn anew at every policy step.
+
+    `actions=None` means all 256 bytes; `swag evaluate-vpt` passes the distinct bytes of the
+    policy's training labels instead, so the baseline never pauses the game with Start and
+    presses the buttons the game is played with: a fairer floor than mashing all 8 buttons.
+    """
+
+    def __init__(self, actions=None, name: str = "random"):
+        self.actions = np.array(sorted(set(int(a) for a in (ALL_ACTIONS if actions is None else actions))),
+                                dtype=np.int64)
+        if len(self.actions) == 0 or self.actions.min() < 0 or self.actions.max() > 255:
+            raise SwagError(f"random agent: actions must be a non-empty set of bytes, got {actions!r}")
+        self.name = name
+        self.rng = np.random.default_rng(0)
+
+    def reset(self, seed, env=None, info=None):
+        self.rng = np.random.default_rng([int(seed), 0x5EED])
+
+    def act(self, frame, info=None):
+        return int(self.actions[self.rng.integers(len(self.actions))])
+
+
+class DemonstratorAgent(Agent):
+    """The scripted player that made the data: the ceiling a cloned policy can reach.
+
+    It reads the emulator's RAM, so it needs the env at reset, and it plays at 60 Hz, as when
+    it recorded the training data (the policy only acts at `data.fps`).
+    """
+
+    acts_every_frame = True
+
+    def __init__(self, game: str, style: str = "cautious", name: str = "demonstrator"):
+        from swag.demonstrators import make_demonstrator
+
+        self.game, self.style, self.name = game, style, name
+        self._make = make_demonstrator
+        self._make(game, style, 0)  # fail now, not in a worker, for an unknown game or style
+        self.demo = None
+        self.env = None
+
+    def reset(self, seed, env=None, info=None):
+        if env is None:
+            raise ValueError("DemonstratorAgent.reset needs the env: the player reads the game's RAM")
+        self.env = env
+        self.demo = self._make(self.game, self.style, int(seed))
+        self.demo.reset(env, info)
+
+    def act(self, frame, info=None):
+        return int(self.demo.act(self.env, info))
+
+
+# --- the trained policy ----------------------------------------------------------------------------
+
+
+def load_model(path, device: str = "cpu"):
+    """A VPTModel from a checkpoint written by swag.train (`model` state dict + `model_config`)."""
+    import torch
+
+    from swag.model import ModelConfig, VPTModel
+
+    path = Path(path)
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=False)
+    except FileNotFoundError:
+        raise SwagError(f"{path}: checkpoint not found") from None
+    except Exception as error:  # a truncated or foreign file
+        raise SwagError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "model_config" not in checkpoint:
+        raise SwagError(f"{path}: checkpoint lacks 'model' and 'model_config'")
+    model = VPTModel(ModelConfig.from_dict(dict(checkpoint["model_config"])))
+    model.load_state_dict(checkpoint["model"])
+    return model.to(device).eval()
+
+
+class ModelAgent(Agent):
+    """A causal policy checkpoint acting on a bounded context.
+
+    context="cache" (default): keeps the embeddings of the last `sequence_length` frames in a
+        ring buffer; each step runs the per-frame encoder (temporal conv -> CNN -> embedder) on
+        the new frame only (it needs the last `temporal_kernel` frames) and the transformer over
+        the buffer. Acting costs the same at step 10 and step 10,000.
+        One difference from a training window: once the episode is longer than the window, the
+        oldest `temporal_kernel - 1` frames of the window were encoded with their true history,
+        where a training window replicates its first frame instead. Within the first window
+        both agree exactly (tests/test_policy.py checks it).
+    context="window": re-runs the whole model on the last `sequence_length` raw frames every
+        step, exactly as in training; also constant per step, but `sequence_length` times the
+        encoder work.
+
+    Actions are *sampled* (default), as VPT's agent does: every button independently from its
+    press probability (head "buttons"), or the byte from the softmax (head "joint"). Sampling
+    keeps a cloned policy from freezing where the demonstrators pressed a button < 50% of the
+    time (e.g. when to jump); `greedy=True` takes the most likely action instead (probability
+    > 0.5 per button, or the argmax byte). The per-episode random stream comes from `reset(seed)`.
+    """
+
+    def __init__(self, model, greedy: bool = False, context: str = "cache", name: str = "policy",
+                 device: str = "cpu"):
+        import torch
+
+        if context not in ("cache", "window"):
+            raise ValueError(f"context must be 'cache' or 'window', got {context!r}")
+        if not model.config.causal:
+            raise SwagError(f"{name}: the model is not causal (an IDM?); a policy must not see the future")
+        self.model = model.eval()
+        self.config = model.config
+        self.greedy, self.context, self.name = greedy, context, name
+        self.device = torch.device(device)
+        self.width, self.height = self.config.dimensions.x, self.config.dimensions.y
+        self.window = self.config.sequence_length
+        self.kernel = self.config.temporal_kernel
+        self.rng = np.random.default_rng(0)
+        self.reset(0)
+
+    @classmethod
+    def from_checkpoint(cls, path, **kwargs) -> "ModelAgent":
+        device = kwargs.get("device", "cpu")
+        return cls(load_model(path, device), **kwargs)
+
+    def reset(self, seed, env=None, info=None):
+        self.rng = np.random.default_rng([int(seed), 0xA6E7])
+        # raw frames: the last `kernel` (cache) or the whole window; embeddings: the window
+        self.frames = deque(maxlen=self.kernel if self.context == "cache" else self.window)
+        self.embeddings = deque(maxlen=self.window)
+        self.steps = 0
+
+    def act(self, frame, info=None):
+        probs = self.action_probs(frame)
+        return self.choose(probs)
+
+    def action_probs(self, frame) -> np.ndarray:
+        """Feed one frame; the distribution over the next action: (8,) per-button probabilities
+        for head "buttons", (256,) byte probabilities for head "joint"."""
+        import torch
+
+        frame = np.asarray(frame, dtype=np.uint8)
+        if frame.shape != (self.height, self.width, 3):
+            frame = downscale(frame, self.width, self.height)
+        self.frames.append(torch.from_numpy(np.ascontiguousarray(frame)).to(self.device))
+        self.steps += 1
+        with torch.no_grad():
+            if self.context == "window":
+                frames = torch.stack(list(self.frames)).unsqueeze(0)  # (1, L, H, W, 3)
+                logits, _ = self.model(frames)
+                last = logits[0, -1]  # (8 or 256,)
+            else:
+                self.embeddings.append(self._encode_newest())
+                last = self._transform(torch.stack(list(self.embeddings)).unsqueeze(0))  # (8 or 256,)
+            last = last.float()
+            if self.config.head == "buttons":
+                return torch.sigmoid(last).cpu().numpy()
+            return last.softmax(-1).cpu().numpy()
+
+    def choose(self, probs: np.ndarray) -> int:
+        if self.config.head == "buttons":
+            pressed = probs > 0.5 if self.greedy else self.rng.random(NUM_BUTTONS) < probs
+            return int(from_multihot(pressed))
+        if self.greedy:
+            return int(np.argmax(probs))
+        probs = probs.astype(np.float64)
+        return int(self.rng.choice(len(probs), p=probs / probs.sum()))
+
+    # The two halves of VPTModel.forward, split so the encoder runs on one frame at a time.
+    # tests/test_policy.py checks they reproduce VPTModel.forward within the first window.
+
+    def _encode_newest(self):
+        """The embedding (E,) of the newest frame from the last `kernel` raw frames."""
+        import torch
+        import torch.nn.functional as F
+
+        model = self.model
+        frames = torch.stack(list(self.frames))  # (k', H, W, 3), k' <= kernel
+        x = frames.permute(3, 0, 1, 2).unsqueeze(0).float() / 255.0  # (1, 3, k', H, W)
+        x = model.temporal(x)[:, :, -1]  # (1, S, H, W): causal, so it saw only frames <= newest
+        x = model.cnn(x)  # (1, F, H', W')
+        return F.relu(model.embed(x.flatten(1)))[0]  # (E,)
+
+    def _transform(self, embeddings):
+        """(1, L, E) embeddings of the last L frames -> logits of the action at the newest one."""
+        model = self.model
+        x = embeddings + model.position[:, : embeddings.shape[1]]  # (1, L, E)
+        for block in model.blocks:
+            x = block(x)
+        return model.head(model.ln_f(x[:, -1]))[0]  # (8 or 256,)
+
+
+# --- agents from a picklable recipe --------------------------------------------------------------
+
+
+@dataclass
+class AgentSpec:
+    """What to build in a worker: kind "random" | "demonstrator" | "model"."""
+
+    kind: str
+    name: str
+    checkpoint: str | None = None  # kind "model"
+    greedy: bool = False  # kind "model"
+    context: str = "cache"  # kind "model"
+    actions: list[int] | None = None  # kind "random": the bytes to draw from (None: all 256)
+    style: str = "cautious"  # kind "demonstrator"
+    device: str = "cpu"
+    extra: dict = field(default_factory=dict)  # free-form notes carried into the results
+
+
+def make_agent(spec: AgentSpec, game: str) -> Agent:
+    if spec.kind == "random":
+        return RandomAgent(spec.actions, name=spec.name)
+    if spec.kind == "demonstrator":
+        return DemonstratorAgent(game, spec.style, name=spec.name)
+    if spec.kind == "model":
+        if spec.checkpoint is None:
+            raise SwagError(f"policy {spec.name}: no checkpoint given")
+        return ModelAgent.from_checkpoint(spec.checkpoint, greedy=spec.greedy, context=spec.context,
+                                          name=spec.name, device=spec.device)
+    raise SwagError(f"policy {spec.name}: unknown agent kind {spec.kind!r} (random, demonstrator, model)")

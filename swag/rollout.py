@@ -1,0 +1,343 @@
+"""Online evaluation: seeded episodes of agents in the real emulator, the game's progress measure.
+
+One episode (`run_episode`):
+    frame, info = env.reset(seed)                       frame 0: the screen before action 0
+    for each policy step k < max_steps:                  the policy acts at `fps` (e.g. 20 Hz)
+        action = agent.act(frame, info)                  frame: the full 256x240 screen; a ModelAgent
+                                                         downscales it as `swag convert` does
+        hold the action for the emulator frames [floor(k r), floor((k+1) r)), r = 60 / fps,
+        the same frames `swag.actions.frame_spans` gives target step k when converting
+        stop early when the game ends the episode (SMB: death or flag; Tetris: top-out)
+The demonstrator (`acts_every_frame`) instead picks an action at every emulator frame, as it
+did when it made the data. Progress is `info["progress"]` of the last step (swag.games).
+
+Parallelism: whole episodes run in worker processes (`concurrent.futures.ProcessPoolExecutor`,
+spawned, one emulator and one copy of each agent per worker, torch threads = 1). Episodes are
+independent and the policy is small, so nothing crosses process boundaries per step: no frame
+IPC, no lock-step between emulators, and results do not depend on the number of workers. The
+alternative, batching all emulators' frames through one model in the parent, pays off only
+when a large model needs a GPU; with the cached context a step of the demo policy costs about
+what the three emulator frames behind it cost (benchmarks/bench_policy.py).
+
+Results per policy: `{out_dir}/{policy}.json` (format below, see `summarize`) and an mp4
+(H.264, 60 fps, full resolution) of the first `videos` episodes per game.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from swag import games
+from swag.actions import BUTTONS, NUM_BUTTONS, to_multihot
+from swag.errors import SwagError
+from swag.games import NES_FPS
+from swag.policy import AgentSpec, make_agent
+
+log = logging.getLogger(__name__)
+
+RESULTS_FORMAT = "swag-rollouts"
+
+
+def parse_game(text: str) -> tuple[str, str | None]:
+    """"smb1:1-1" -> ("smb1", "1-1"); "tetris-a" -> ("tetris-a", None). Checks the game exists."""
+    game, _, level = text.partition(":")
+    spec = games.get(game)  # raises GameError (a SwagError) for an unknown game
+    if level and level not in spec.levels:
+        raise SwagError(f"game {game} has no level {level!r}")
+    return game, (level or None)
+
+
+def game_key(game: str, level: str | None) -> str:
+    return f"{game}:{level}" if level else game
+
+
+def episode_seed(base_seed: int, game: str, level: str | None, index: int) -> int:
+    """The seed of episode `index` on one game: the same for every policy, so they face the
+    same episodes (matters where the game is random, e.g. Tetris pieces)."""
+    import hashlib
+
+    digest = hashlib.sha1(f"{base_seed}/{game_key(game, level)}/{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def hold_lengths(max_steps: int, fps: float) -> np.ndarray:
+    """int (max_steps,): emulator frames each policy step holds its action (60/fps on average)."""
+    if not 0 < fps <= NES_FPS:
+        raise SwagError(f"policy fps must be in (0, {NES_FPS}], got {fps}")
+    ratio = NES_FPS / fps
+    edges = np.floor(np.arange(max_steps + 1) * ratio + 1e-9).astype(np.int64)
+    return np.diff(edges)
+
+
+# --- video ------------------------------------------------------------------------------------------
+
+
+class VideoWriter:
+    """Streams RGB frames to an H.264 mp4 (yuv420p, so browsers and the report play it).
+
+    Written to PATH.tmp-<pid> and renamed into place on `close()`; `abort()` removes it.
+    """
+
+    def __init__(self, path, fps: float, crf: int = 23):
+        import av
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.temp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        self.container = av.open(str(self.temp), mode="w", format="mp4")
+        self.stream = self.container.add_stream("libx264", rate=int(round(fps)))
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.options = {"crf": str(crf), "preset": "veryfast"}
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        import av
+
+        if self.frames == 0:
+            self.stream.height, self.stream.width = frame.shape[:2]
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        for packet in self.stream.encode(video_frame):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+        os.replace(self.temp, self.path)
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001 - already broken; removing the file is all that is left
+            pass
+        self.temp.unlink(missing_ok=True)
+
+
+# --- one episode ---------------------------------------------------------------------------------
+
+
+# Per worker process: emulators by (game, level) and agents by (spec, game), built once.
+_ENVS: dict = {}
+_AGENTS: dict = {}
+
+
+def _env(game: str, level: str | None):
+    key = (game, level)
+    if key not in _ENVS:
+        _ENVS[key] = games.make(game, level)
+    return _ENVS[key]
+
+
+def _agent(spec: AgentSpec, game: str):
+    key = (json.dumps(asdict(spec), sort_keys=True), game)
+    if key not in _AGENTS:
+        _AGENTS[key] = make_agent(spec, game)
+    return _AGENTS[key]
+
+
+@dataclass
+class Episode:
+    """One episode to play (picklable: it travels to a worker)."""
+
+    spec: AgentSpec
+    game: str
+    level: str | None
+    index: int
+    seed: int
+    max_steps: int
+    fps: float
+    video: str | None = None
+
+
+def run_episode(episode: Episode, agent=None, env=None) -> dict:
+    """Play one episode; the game's progress summary plus steps, frames, button press rates."""
+    env = env if env is not None else _env(episode.game, episode.level)
+    agent = agent if agent is not None else _agent(episode.spec, episode.game)
+    holds = hold_lengths(episode.max_steps, episode.fps)
+    video = VideoWriter(episode.video, NES_FPS) if episode.video else None
+    frame, info = env.reset(seed=episode.seed)
+    agent.reset(episode.seed, env, info)
+    presses = np.zeros(NUM_BUTTONS, np.int64)
+    steps = frames = 0
+    ended = False
+    try:
+        for hold in holds:
+            if not agent.acts_every_frame:
+                action = agent.act(frame, info)
+            for _ in range(hold):
+                if agent.acts_every_frame:
+                    action = agent.act(frame, info)
+                if video is not None:
+                    video.write(frame)
+                presses += to_multihot(action)
+                frame, _, terminated, truncated, info = env.step(action)
+                frames += 1
+                if terminated or truncated:
+                    ended = True
+                    break
+            steps += 1
+            if ended:
+                break
+        if video is not None:
+            video.write(frame)  # the last screen, where the episode ended
+            video.close()
+    except BaseException:
+        if video is not None:
+            video.abort()
+        raise
+    rates = presses / max(frames, 1)
+    return {
+        **{key: float(value) for key, value in info["progress"].items()},
+        "episode": episode.index,
+        "seed": episode.seed,
+        "steps": steps,
+        "frames": frames,
+        "ended": ended,
+        "button_rates": {name: float(rate) for name, rate in zip(BUTTONS, rates)},
+        "video": episode.video,
+    }
+
+
+def _worker_init() -> None:
+    import torch
+
+    # one emulator per worker and a small model: more threads only fight the other workers
+    torch.set_num_threads(1)
+
+
+def _run(episode: Episode) -> tuple[Episode, dict]:
+    return episode, run_episode(episode)
+
+
+# --- many episodes, many policies --------------------------------------------------------------
+
+
+def summarize(episodes: list[dict]) -> dict:
+    """Aggregate one policy's episodes on one game.
+
+    progress_mean/median/std over episodes of `progress` (SMB: fraction of the level reached,
+    clear = 1; Tetris: lines; Zelda: screens), and `<key>_mean` for every other number the
+    game's tracker reports (SMB: clear_mean is the clear rate, deaths_mean; Tetris: lines, score).
+    """
+    episodes = sorted(episodes, key=lambda e: e["episode"])
+    progress = np.array([e["progress"] for e in episodes], dtype=np.float64)
+    summary = {
+        "episodes": len(episodes),
+        "progress_mean": float(progress.mean()),
+        "progress_median": float(np.median(progress)),
+        "progress_std": float(progress.std()),
+    }
+    skip = {"progress", "episode", "seed", "ended", "button_rates", "video"}
+    for key in episodes[0]:
+        if key not in skip and isinstance(episodes[0][key], (int, float)):
+            summary[f"{key}_mean"] = float(np.mean([e[key] for e in episodes]))
+    summary["button_rates"] = {name: float(np.mean([e["button_rates"][name] for e in episodes]))
+                               for name in BUTTONS}
+    summary["videos"] = [e["video"] for e in episodes if e["video"]]
+    summary["per_episode"] = episodes
+    return summary
+
+
+def evaluate_agents(specs: list[AgentSpec], game_levels: list[tuple[str, str | None]], episodes: int,
+                    max_steps: int, fps: float, workers: int | None = None, out_dir=None,
+                    videos: int = 1, seed: int = 0, show_progress: bool = True) -> dict[str, dict]:
+    """Play `episodes` seeded episodes of every game with every agent; results by policy name.
+
+    Writes `{out_dir}/{name}.json` per policy and `{out_dir}/videos/{name}_{game}_{i}.mp4` for
+    the first `videos` episodes of each game, when `out_dir` is given.
+    """
+    from tqdm import tqdm
+
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise SwagError(f"policy names must be distinct, got {names}")
+    if episodes < 1 or max_steps < 1:
+        raise SwagError(f"need at least one episode and one step, got episodes={episodes}, max_steps={max_steps}")
+    out_dir = Path(out_dir) if out_dir is not None else None
+    for spec in specs:  # fail here, with a clear message, rather than in every worker
+        for game, _ in game_levels:
+            if spec.kind == "model":
+                _check_checkpoint(spec)
+            else:
+                make_agent(spec, game)
+    jobs = []
+    for spec in specs:
+        for game, level in game_levels:
+            for index in range(episodes):
+                video = None
+                if out_dir is not None and index < videos:
+                    video = str(out_dir / "videos" / f"{spec.name}_{game_key(game, level).replace(':', '_')}_{index}.mp4")
+                jobs.append(Episode(spec, game, level, index, episode_seed(seed, game, level, index),
+                                    max_steps, fps, video))
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    done: dict[tuple[str, str], list[dict]] = {}
+    bar = tqdm(total=len(jobs), desc="rollouts", unit="episode", disable=not show_progress)
+    if workers <= 1:
+        _worker_init()
+        for job in jobs:
+            done.setdefault((job.spec.name, game_key(job.game, job.level)), []).append(run_episode(job))
+            bar.update()
+    else:
+        context = multiprocessing.get_context("spawn")  # no forked torch/emulator state
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+            futures = [pool.submit(_run, job) for job in jobs]
+            for future in as_completed(futures):
+                job, result = future.result()
+                done.setdefault((job.spec.name, game_key(job.game, job.level)), []).append(result)
+                bar.update()
+    bar.close()
+    results = {}
+    for spec in specs:
+        results[spec.name] = {
+            "format": RESULTS_FORMAT,
+            "format_version": 1,
+            "policy": spec.name,
+            "agent": asdict(spec),
+            "fps": fps,
+            "max_steps": max_steps,
+            "episodes": episodes,
+            "seed": seed,
+            "games": {game_key(g, lv): {"game": g, "level": lv, **summarize(done[(spec.name, game_key(g, lv))])}
+                      for g, lv in game_levels},
+        }
+        if out_dir is not None:
+            write_json(out_dir / f"{spec.name}.json", results[spec.name])
+    return results
+
+
+def _check_checkpoint(spec: AgentSpec) -> None:
+    if spec.checkpoint is None or not Path(spec.checkpoint).is_file():
+        raise SwagError(f"{spec.checkpoint}: checkpoint of policy {spec.name} not found")
+
+
+def write_json(path, value) -> None:
+    """Write JSON atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    temp.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
+    os.replace(temp, path)
+
+
+def read_results(path) -> dict:
+    """A policy's results JSON, checked for the format."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SwagError(f"{path}: rollout results not found") from None
+    except json.JSONDecodeError as error:
+        raise SwagError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(value, dict) or value.get("format") != RESULTS_FORMAT or "games" not in value:
+        raise SwagError(f"{path}: not a swag rollout results file (format {RESULTS_FORMAT!r})")
+    return value
+
