@@ -120,6 +120,81 @@ def index_command(
     log.info("%s: %d stores, frames per split %s", out, len(index["stores"]), index["summary"]["frames_per_split"])
 
 
+@app.command("ingest-video")
+def ingest_video_command(
+    video: Annotated[Path, typer.Argument(help="Any FFmpeg-readable video of NES play (mp4, mkv, webm...).")],
+    out: Annotated[Path, typer.Argument(help="The store to write (OUT.zarr).")],
+    height: Annotated[int, typer.Option(help="Frame height of the store.")] = 60,
+    width: Annotated[int, typer.Option(help="Frame width of the store.")] = 64,
+    fps: Annotated[float, typer.Option(help="Frame rate of the store (resampled by timestamps).")] = 20.0,
+    game: Annotated[Optional[str], typer.Option(help="Game shown, recorded in the store's attributes.")] = None,
+    chunk_frames: Annotated[int, typer.Option(help="Frames per Zarr chunk.")] = 64,
+) -> None:
+    """Video -> unlabelled store: borders removed, NES aspect, configured size and fps."""
+    from swag.ingest.video import ingest_video
+
+    attrs = ingest_video(video, out, height=height, width=width, fps=fps, game=game, chunk_frames=chunk_frames)
+    crop = attrs["provenance"]["crop"]
+    typer.echo(f"{out}: {attrs['frames']} frames, picture {crop['width']}x{crop['height']} at "
+               f"({crop['x']}, {crop['y']}) of {attrs['provenance']['source_width']}x"
+               f"{attrs['provenance']['source_height']}")
+
+
+@app.command("import-smbdataset")
+def import_smbdataset_command(
+    folder: Annotated[Path, typer.Argument(help="The unpacked smbdataset (episode folders), or one episode folder.")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the raw recordings (PREFIX.mp4/.jsonl/.json).")],
+    on_gap: Annotated[str, typer.Option(help="A gap in frame numbers: 'fail', or 'skip' to split the episode there.")] = "fail",
+) -> None:
+    """github.com/rafaelcp/smbdataset episodes -> raw recordings (actions remapped to our byte)."""
+    from swag.ingest.smbdataset import import_smbdataset
+
+    written = import_smbdataset(folder, out_dir, on_gap=on_gap)
+    typer.echo(f"{out_dir}: {len(written)} recordings")
+
+
+@app.command("import-fm2")
+def import_fm2_command(
+    movie: Annotated[Path, typer.Argument(help="An FCEUX FM2 v3 movie (text, from power-on).")],
+    out_prefix: Annotated[Path, typer.Argument(help="Recording prefix to write (PREFIX.mp4/.jsonl/.json).")],
+    force_game: Annotated[Optional[str], typer.Option(help="Replay on this game's ROM even if the checksum differs (may desync).")] = None,
+) -> None:
+    """Replay an FCEUX .fm2 movie in nes-py from power-on into a labelled raw recording."""
+    from swag.ingest.fm2 import import_fm2
+
+    import_fm2(movie, out_prefix, force_game=force_game)
+    typer.echo(f"{out_prefix}: recording written")
+
+
+@app.command("make-web-video")
+def make_web_video_command(
+    prefix: Annotated[Path, typer.Argument(help="A raw recording's prefix (or any of its three files).")],
+    out: Annotated[Path, typer.Argument(help="The web video to write (OUT.mp4; geometry in OUT.web.json).")],
+    seed: Annotated[int, typer.Option(help="Draws the options left unset.")] = 0,
+    canvas: Annotated[Optional[str], typer.Option(help="Frame size WIDTHxHEIGHT, e.g. 1280x720 or 854x480.")] = None,
+    scale: Annotated[Optional[float], typer.Option(help="Picture upscale factor (2-4).")] = None,
+    interpolation: Annotated[Optional[str], typer.Option(help="Upscaling: nearest, linear or cubic.")] = None,
+    crf: Annotated[Optional[int], typer.Option(help="H.264 quality (23-28 is typical of uploads).")] = None,
+    overlay: Annotated[Optional[bool], typer.Option("--overlay/--no-overlay", help="Draw a logo and a timer box.")] = None,
+) -> None:
+    """Turn a recording into a realistic web video: upscaled, 16:9 letterboxed, 30 fps, lossy H.264."""
+    from swag.convert import recording_prefix
+    from swag.ingest.webvideo import INTERPOLATIONS, WebStyle, make_web_video
+
+    canvas_width = canvas_height = None
+    if canvas:
+        try:
+            canvas_width, canvas_height = (int(part) for part in canvas.lower().split("x"))
+        except ValueError:
+            raise SwagError(f"--canvas {canvas!r} is not WIDTHxHEIGHT") from None
+    if interpolation is not None and interpolation not in INTERPOLATIONS:
+        raise SwagError(f"--interpolation {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+    style = WebStyle(canvas_width, canvas_height, scale, interpolation, crf, 30.0, overlay)
+    result = make_web_video(recording_prefix(prefix), out, seed=seed, style=style)
+    typer.echo(f"{out}: {result['frames']} frames, {result['canvas_width']}x{result['canvas_height']}, "
+               f"picture x{result['scale']:g} at ({result['crop']['x']}, {result['crop']['y']}), crf {result['crf']}")
+
+
 def run() -> None:
     """Entry point: turns SwagError into `swag: error: …` and exit code 1."""
     try:
