@@ -9,7 +9,6 @@ each target frame's first source frame.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -37,11 +36,6 @@ def recording_prefix(path: str | os.PathLike) -> str:
         if text.endswith(suffix):
             return text[: -len(suffix)]
     return text
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _scan_jsonl(path: Path) -> tuple[np.ndarray, dict[str, type]]:
@@ -95,6 +89,7 @@ def convert_recording(
     if fps > source_fps:
         raise SwagError(f"{meta_path}: cannot convert {source_fps:g} fps to a higher {fps:g} fps")
 
+    digests = recording.check_hashes(prefix, meta)
     source_actions, info_dtypes = _scan_jsonl(jsonl_path)
     num_source = len(source_actions)
     if num_source != meta["frames"]:
@@ -118,7 +113,7 @@ def convert_recording(
         "source_fps": source_fps,
         "provenance": {
             "source_files": {
-                path.name: {"path": os.fspath(path), "sha256": sha256_file(path)}
+                path.name: {"path": os.fspath(path), "sha256": digests.get(path.name) or recording.sha256_file(path)}
                 for path in (video_path, jsonl_path, meta_path)
             },
             "rom_sha1": meta.get("rom_sha1"),
@@ -153,12 +148,13 @@ def convert_recording(
                     )
                     batch_len = 0
 
+            decoder = recording.iter_decoded(video_path)
             lines = open(jsonl_path, encoding="utf-8")
             bar = tqdm(total=num_source, unit="frame", desc=f"convert {Path(prefix).name}", disable=not progress_bar,
                        mininterval=1.0)
             decoded = 0
             with bar, lines:
-                for frame in recording.iter_decoded(video_path):
+                for frame in decoder:
                     if decoded >= num_source:
                         raise SwagError(f"{video_path}: video has more frames than the {num_source} in {jsonl_path}")
                     text = next(lines)

@@ -13,6 +13,7 @@ renamed at the end, the metadata last, so a PREFIX.json that exists marks a whol
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import logging
 import os
@@ -48,6 +49,29 @@ def paths(prefix: str | os.PathLike) -> tuple[Path, Path, Path]:
     """(video, actions, metadata) paths of the recording at `prefix`."""
     prefix = os.fspath(prefix)
     return Path(prefix + ".mp4"), Path(prefix + ".jsonl"), Path(prefix + ".json")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def check_hashes(prefix: str | os.PathLike, meta: Mapping[str, Any]) -> dict[str, str]:
+    """sha256 of the video and jsonl, checked against those the metadata recorded (when it has them).
+
+    Returns {file name: sha256}; SwagError naming the file whose content changed. The metadata
+    keys them by suffix ("mp4", "jsonl") so that renaming a recording keeps them valid."""
+    video, actions, meta_path = paths(prefix)
+    recorded = meta.get("sha256") or {}
+    digests = {}
+    for path in (video, actions):
+        digest = sha256_file(path)
+        expected = recorded.get(path.suffix.lstrip("."))
+        if expected is not None and digest != expected:
+            raise SwagError(f"{path}: damaged or changed since recording (sha256 {digest[:12]}..., "
+                            f"{meta_path.name} says {str(expected)[:12]}...)")
+        digests[path.name] = digest
+    return digests
 
 
 def json_safe_info(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -166,6 +190,11 @@ class RecordingWriter:
                     "height": HEIGHT,
                     "frames": self.frames,
                     "video_codec": VIDEO_CODEC,
+                    # H.264 decoders conceal small damage silently; these let readers detect it.
+                    "sha256": {
+                        "mp4": sha256_file(self._temps[0]),
+                        "jsonl": sha256_file(self._temps[1]),
+                    },
                     "swag_version": swag.__version__,
                     "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 }
@@ -218,21 +247,28 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
 
 def iter_video_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
     """Stream-decode a video as uint8 (H, W, 3) RGB frames; SwagError naming the file when it is damaged."""
-    for frame in iter_decoded(path):
-        yield frame.to_ndarray(format="rgb24")
+    decoded = iter_decoded(path)  # opens the file now
+    return (frame.to_ndarray(format="rgb24") for frame in decoded)
 
 
 def iter_decoded(path: str | os.PathLike) -> Iterator[av.VideoFrame]:
     """Stream-decode a video as PyAV frames, leaving the RGB conversion to the caller (it costs
-    about as much as decoding, and a resampling reader skips it for the frames it drops)."""
+    about as much as decoding, and a resampling reader skips it for the frames it drops).
+
+    The file is opened at the call, so an unreadable one fails here rather than at the first frame."""
     path = Path(path)
     try:
         container = av.open(os.fspath(path), mode="r")
     except (av.error.FFmpegError, OSError) as error:
         raise SwagError(f"{path}: cannot open video ({error})") from None
+    if not container.streams.video:
+        container.close()
+        raise SwagError(f"{path}: no video stream")
+    return _decode(path, container)
+
+
+def _decode(path: Path, container) -> Iterator[av.VideoFrame]:
     with container:
-        if not container.streams.video:
-            raise SwagError(f"{path}: no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         try:
@@ -245,10 +281,12 @@ def read_recording(prefix: str | os.PathLike) -> tuple[dict[str, Any], Iterator[
     """(metadata, iterator of frames uint8 (240, 256, 3), actions uint8 (T,), per-frame info dicts).
 
     Frames stream from the video; actions and info are read whole from the jsonl. The
-    jsonl must have as many lines as the metadata says frames.
+    files must match the sha256 the metadata recorded, and the jsonl must have as many
+    lines as the metadata says frames.
     """
     meta = read_meta(prefix)
     video, actions_path, meta_path = paths(prefix)
+    check_hashes(prefix, meta)
     lines = list(iter_jsonl(actions_path))
     if len(lines) != meta["frames"]:
         raise SwagError(f"{actions_path}: {len(lines)} frames, but {meta_path} says {meta['frames']}")
