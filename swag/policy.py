@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -126,23 +125,10 @@ class DemonstratorAgent(Agent):
 
 
 def load_model(path, device: str = "cpu"):
-    """A VPTModel from a checkpoint written by swag.train (`model` state dict + `model_config`)."""
-    import torch
+    """A VPTModel in eval mode from a checkpoint or model.pt written by swag.train."""
+    from swag.train import load_model as load_trained
 
-    from swag.model import ModelConfig, VPTModel
-
-    path = Path(path)
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=False)
-    except FileNotFoundError:
-        raise SwagError(f"{path}: checkpoint not found") from None
-    except Exception as error:  # a truncated or foreign file
-        raise SwagError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})") from None
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "model_config" not in checkpoint:
-        raise SwagError(f"{path}: checkpoint lacks 'model' and 'model_config'")
-    model = VPTModel(ModelConfig.from_dict(dict(checkpoint["model_config"])))
-    model.load_state_dict(checkpoint["model"])
-    return model.to(device).eval()
+    return load_trained(path, device)
 
 
 class ModelAgent(Agent):
