@@ -55,3 +55,11 @@ def get_final_outputs():
     outputs = [f"results/stats/{dataset}" for dataset in DATASETS]
     
     return outputs
+
+
+def swag_launcher(wildcards, resources):
+    """`python -m swag`, or torchrun with one process per GPU the job was given (DDP)."""
+    gpus = int(getattr(resources, "gpu", 0) or 0)
+    if gpus > 1:
+        return f"torchrun --standalone --nproc_per_node {gpus} -m swag"
+    return "python -m swag"

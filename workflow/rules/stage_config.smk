@@ -1,0 +1,21 @@
+# The model and training sections of each stage, as files: a stage's jobs rerun when its own
+# section changes (snakemake's params trigger), and only then.
+
+
+rule stage_config:
+    output:
+        "results/config/{stage}.yaml",
+    params:
+        section=lambda wildcards: config[wildcards.stage],
+    wildcard_constraints:
+        stage="idm|vpt",
+    log:
+        "logs/stage_config/{stage}.log",
+    localrule: True
+    run:
+        import yaml
+
+        from swag.store import atomic_store_path
+
+        with atomic_store_path(output[0]) as temp:
+            temp.write_text(yaml.safe_dump(params.section, sort_keys=False))
