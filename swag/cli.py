@@ -195,6 +195,86 @@ def make_web_video_command(
                f"picture x{result['scale']:g} at ({result['crop']['x']}, {result['crop']['y']}), crf {result['crf']}")
 
 
+@app.command("train-vpt")
+def train_vpt_command(
+    config: Annotated[Path, typer.Option(help="Pipeline config YAML; its `vpt` section sets the model and training.")],
+    index: Annotated[Path, typer.Option(help="Dataset index of the (unlabelled) video stores, e.g. results/index/vpt.json.")],
+    labels: Annotated[str, typer.Option(help="Folder of IDM labels stores ({game}/{episode}.zarr), or 'truth' for "
+                                             "oracle-BC on the true actions.")],
+    out: Annotated[Path, typer.Option(help="Output folder: model.pt, checkpoint.pt, train_log.json, runs/.")],
+    weighting: Annotated[str, typer.Option(help="Per-frame loss weight from the label confidence: "
+                                                "confidence, drop (0/1 at --min-confidence) or none.")] = "confidence",
+    min_confidence: Annotated[float, typer.Option(help="Frames whose label confidence is below this weigh 0.")] = 0.0,
+    drop_null: Annotated[bool, typer.Option(help="Give frames with no button pressed weight 0 (as VPT did).")] = False,
+) -> None:
+    """Train the causal VPT policy by behaviour cloning on IDM labels (or oracle-BC on true actions).
+
+    SIGTERM checkpoints and exits with 143; rerunning the same command resumes.
+    """
+    from swag.policy import train_vpt
+    from swag.train import EXIT_INTERRUPTED, TrainingInterrupted, configs_from_yaml
+
+    model_config, training_config = configs_from_yaml(config, "vpt")
+    try:
+        summary = train_vpt(index, labels, model_config, training_config, out, weighting=weighting,
+                            min_confidence=min_confidence, drop_null=drop_null)
+    except TrainingInterrupted as stop:
+        log.warning("%s: %s; rerun the same command to resume", out, stop)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    log.info("%s: %d steps, best validation loss %s", out, summary["steps"], summary["best_val_loss"])
+
+
+@app.command("evaluate-vpt")
+def evaluate_vpt_command(
+    out: Annotated[Path, typer.Argument(help="Output folder: NAME.json and videos/.")],
+    name: Annotated[str, typer.Option(help="Policy name in the results (random, vpt, oracle-bc, demonstrator, ...).")],
+    game: Annotated[list[str], typer.Option(help="Game to play, GAME or GAME:LEVEL (e.g. smb1:1-1); repeatable.")],
+    agent: Annotated[str, typer.Option(help="model, random or demonstrator.")] = "model",
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Policy model.pt (agent model).")] = None,
+    index: Annotated[Optional[Path], typer.Option(help="Dataset index: offline metrics on its held-out recordings "
+                                                       "(model), or the random agent's label bytes.")] = None,
+    labels: Annotated[Optional[str], typer.Option(help="Random agent: draw from the bytes in these labels of the "
+                                                       "index's train split (folder or 'truth'); default all 256.")] = None,
+    style: Annotated[str, typer.Option(help="Demonstrator style.")] = "cautious",
+    episodes: Annotated[int, typer.Option(help="Seeded episodes per game.")] = 8,
+    max_steps: Annotated[int, typer.Option(help="Policy steps per episode (at --fps).")] = 600,
+    fps: Annotated[float, typer.Option(help="Policy frame rate: data.fps; each action is held for 60/fps frames.")] = 20,
+    greedy: Annotated[bool, typer.Option(help="Take the most likely action instead of sampling.")] = False,
+    workers: Annotated[int, typer.Option(help="Emulator processes (0: one per CPU core).")] = 0,
+    videos: Annotated[int, typer.Option(help="Episodes per game to save as mp4.")] = 1,
+    seed: Annotated[int, typer.Option(help="Base seed of the episodes (the same for every policy).")] = 0,
+) -> None:
+    """Evaluate one policy: seeded rollouts in the emulator (+ offline accuracy and F1 for a model)."""
+    from swag.policy import AgentSpec
+    from swag.rollout import evaluate_vpt, label_actions, parse_game
+
+    game_levels = [parse_game(text) for text in game]
+    actions = label_actions(index, labels) if agent == "random" and labels and index else None
+    spec = AgentSpec(agent, name, checkpoint=str(checkpoint) if checkpoint else None, greedy=greedy,
+                     actions=actions, style=style)
+    result = evaluate_vpt(spec, game_levels, episodes, max_steps, fps, out,
+                          index_path=index if agent == "model" else None, workers=workers or None, videos=videos,
+                          seed=seed)
+    for key, summary in result["games"].items():
+        log.info("%s on %s: progress mean %.3f, median %.3f", name, key, summary["progress_mean"],
+                 summary["progress_median"])
+    if "offline" in result:
+        log.info("%s offline: action accuracy %.3f, button F1 %.3f", name, result["offline"]["action_accuracy"],
+                 result["offline"]["button_f1_macro"] or float("nan"))
+
+
+@app.command("results-table")
+def results_table_command(
+    results: Annotated[list[Path], typer.Argument(help="Per-policy results JSON files from `swag evaluate-vpt`.")],
+    out: Annotated[Path, typer.Option(help="Output prefix: writes OUT.json, OUT.md and OUT.png.")],
+) -> None:
+    """The result table: policies x (games x metrics), as JSON, markdown and a bar plot."""
+    from swag.results import write_table
+
+    table = write_table(results, out)
+    log.info("%s.md: %d policies, %d columns", out, len(table["rows"]), len(table["columns"]))
+
+
 def run() -> None:
     """Entry point: turns SwagError into `swag: error: …` and exit code 1."""
     try:

@@ -16,6 +16,7 @@ so a model checkpoint is loaded once per worker and no tensors cross process bou
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -272,3 +273,126 @@ def make_agent(spec: AgentSpec, game: str) -> Agent:
         return ModelAgent.from_checkpoint(spec.checkpoint, greedy=spec.greedy, context=spec.context,
                                           name=spec.name, device=spec.device)
     raise SwagError(f"policy {spec.name}: unknown agent kind {spec.kind!r} (random, demonstrator, model)")
+
+
+# --- behaviour cloning: the VPT policy and its oracle baseline -------------------------------------
+
+LABEL_WEIGHTINGS = ("confidence", "drop", "none")
+
+
+def policy_labels(entries: list[dict], labels) -> list[str]:
+    """Labels store per index entry: `labels="truth"` -> the entries' truth stores (oracle-BC);
+    otherwise a folder of IDM labels stores laid out as `{labels}/{game}/{episode}.zarr`."""
+    from pathlib import Path
+
+    paths = []
+    for entry in entries:
+        if labels == "truth":
+            if not entry.get("truth"):
+                raise SwagError(f"{entry['path']}: the index names no truth store for it (oracle-BC needs one)")
+            paths.append(entry["truth"])
+        else:
+            path = Path(labels) / entry["game"] / Path(entry["path"]).name
+            if not path.exists():
+                raise SwagError(f"{path}: labels store for {entry['path']} not found (run `swag label`)")
+            paths.append(str(path))
+    return paths
+
+
+def frame_weights(actions: np.ndarray, confidence: np.ndarray | None, weighting: str, min_confidence: float,
+                  drop_null: bool) -> np.ndarray:
+    """float32 (T,) loss weight per frame.
+
+    weighting "confidence": the IDM's confidence in its label (frames below `min_confidence` 0);
+    "drop": 1 at or above `min_confidence`, else 0; "none": 1 everywhere. Without confidences
+    (true labels) every frame weighs 1. `drop_null` zeroes frames whose action is no button,
+    as VPT dropped null actions (a choice that suits Minecraft better than SMB, where standing
+    still is often the right move; off by default).
+    """
+    if weighting not in LABEL_WEIGHTINGS:
+        raise SwagError(f"label weighting must be one of {', '.join(LABEL_WEIGHTINGS)}, got {weighting!r}")
+    weights = np.ones(len(actions), np.float32)
+    if confidence is not None and weighting != "none":
+        keep = confidence >= min_confidence
+        weights = np.where(keep, confidence if weighting == "confidence" else 1.0, 0.0).astype(np.float32)
+    if drop_null:
+        weights[np.asarray(actions) == 0] = 0.0
+    return weights
+
+
+def weighted_labels(label_paths: list[str], out_dir, weighting: str, min_confidence: float,
+                    drop_null: bool) -> tuple[list[str], dict]:
+    """Write `{out_dir}/{i}_{name}` labels stores whose `confidence` is the per-frame loss weight, so
+    swag.train (which weights each frame by a labels store's confidence) trains with it.
+    Returns their paths and counts of kept frames."""
+    from pathlib import Path
+
+    from swag.store import open_store, write_array_store
+
+    out_dir = Path(out_dir)
+    paths, total, kept, weight_sum = [], 0, 0, 0.0
+    for i, source in enumerate(label_paths):
+        store = open_store(source, need_frames=False)
+        if store.actions is None:
+            raise SwagError(f"{source}: labels store has no actions")
+        confidence = store.group["confidence"][:].astype(np.float32) if "confidence" in store.group else None
+        weights = frame_weights(store.actions, confidence, weighting, min_confidence, drop_null)
+        path = out_dir / f"{i:04d}_{Path(source).name}"
+        write_array_store(path, {"actions": store.actions, "confidence": weights},
+                          {"kind": "policy-labels", "source": str(source), "weighting": weighting,
+                           "min_confidence": min_confidence, "drop_null": drop_null,
+                           "frames": len(store.actions)})
+        paths.append(str(path))
+        total += len(weights)
+        kept += int((weights > 0).sum())
+        weight_sum += float(weights.sum())
+    return paths, {"frames": total, "kept_frames": kept, "weight_sum": weight_sum}
+
+
+def train_vpt(index_path, labels, model_config, training_config, out_dir, weighting: str = "confidence",
+              min_confidence: float = 0.0, drop_null: bool = False, progress: bool = True) -> dict:
+    """Behaviour cloning of the causal policy on the index's `train` recordings.
+
+    labels: a folder of IDM labels stores (the VPT policy) or "truth" (oracle-BC: the same
+    frames and code, the true actions). Fit/validation split by recording, as for the IDM.
+    Frames are weighted per `frame_weights`; the model is the trunk with `causal=True`.
+    """
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from swag.data import index_stores, read_index, split_fit_val
+    from swag.train import train
+
+    out_dir = Path(out_dir)
+    index = read_index(index_path)
+    entries = index_stores(index, "train")
+    if not entries:
+        raise SwagError(f"{index_path}: no stores in the 'train' split")
+    fit, val = split_fit_val(entries, training_config.test_train_split)
+    fit_labels, val_labels = policy_labels(fit, labels), policy_labels(val, labels)
+    model_config = dataclasses.replace(model_config, causal=True)
+    oracle = labels == "truth"
+    reweight = not oracle and (weighting != "confidence" or min_confidence > 0 or drop_null)
+    reweight = reweight or (oracle and drop_null)
+    stats = {}
+    if reweight:
+        fit_labels, stats["fit"] = weighted_labels(fit_labels, out_dir / "labels" / "fit", weighting,
+                                                   min_confidence, drop_null)
+        val_labels, stats["val"] = weighted_labels(val_labels, out_dir / "labels" / "val", weighting,
+                                                   min_confidence, drop_null)
+        if stats["fit"]["kept_frames"] == 0:
+            raise SwagError(f"{index_path}: no training frame has label confidence >= {min_confidence}")
+    use_confidence = reweight or (not oracle and weighting == "confidence")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = {"index": str(index_path), "labels": str(labels), "oracle": oracle, "weighting": weighting,
+              "min_confidence": min_confidence, "drop_null": drop_null, "use_confidence": use_confidence,
+              "fit_labels": fit_labels, "val_labels": val_labels, "kept": stats}
+    temp = out_dir / f"policy_labels.json.tmp-{os.getpid()}"
+    temp.write_text(json.dumps(source, indent=1) + "\n")
+    os.replace(temp, out_dir / "policy_labels.json")
+    log.info("training the %s policy on %d recordings (%d for validation)", "oracle-BC" if oracle else "VPT",
+             len(fit), len(val))
+    summary = train(model_config, training_config, out_dir, [e["path"] for e in fit], [e["path"] for e in val],
+                    fit_labels, val_labels, use_confidence=use_confidence, progress=progress)
+    return {**summary, "labels": source}

@@ -341,3 +341,98 @@ def read_results(path) -> dict:
         raise SwagError(f"{path}: not a swag rollout results file (format {RESULTS_FORMAT!r})")
     return value
 
+
+
+# --- offline: the policy's action accuracy on held-out recordings with true labels ------------------
+
+
+def offline_metrics(model, store_paths: list[str], label_paths: list[str], batch_windows: int = 8) -> dict:
+    """Greedy predictions of a causal policy on held-out recordings against their true actions.
+
+    Each store is cut into consecutive, non-overlapping windows of `sequence_length` frames (the
+    last one shorter), as the policy sees them in training, so action t is predicted from frames
+    of its window up to t. Returns exact-byte accuracy, per-button precision/recall/F1 and their
+    macro mean over the buttons that are pressed or predicted at least once.
+    """
+    import torch
+
+    from swag.data import load_labels
+    from swag.store import open_store
+
+    length = model.config.sequence_length
+    true_all, predicted_all = [], []
+    for store_path, label_path in zip(store_paths, label_paths):
+        store = open_store(store_path)
+        actions, _ = load_labels(store, label_path)
+        frames = store.frames
+        starts = list(range(0, len(store), length))
+        for first in range(0, len(starts), batch_windows):
+            group = starts[first:first + batch_windows]
+            windows = [np.asarray(frames[s:s + length]) for s in group]
+            for size in sorted({len(w) for w in windows}):  # the short last window goes alone
+                same = [w for w in windows if len(w) == size]
+                with torch.no_grad():
+                    logits, _ = model(torch.from_numpy(np.stack(same)))
+                    predicted, _ = model.predict(logits)
+                predicted_all.append(predicted.numpy().reshape(-1))
+                true_all.append(np.concatenate([actions[s:s + size] for s, w in zip(group, windows)
+                                                if len(w) == size]))
+    if not true_all:
+        raise SwagError("offline evaluation: no held-out frames")
+    true, predicted = np.concatenate(true_all).astype(np.uint8), np.concatenate(predicted_all).astype(np.uint8)
+    true_pressed, predicted_pressed = to_multihot(true), to_multihot(predicted)
+    per_button = {}
+    for i, name in enumerate(BUTTONS):
+        tp = int((true_pressed[:, i] & predicted_pressed[:, i]).sum())
+        fp = int((~true_pressed[:, i] & predicted_pressed[:, i]).sum())
+        fn = int((true_pressed[:, i] & ~predicted_pressed[:, i]).sum())
+        per_button[name] = {"precision": tp / (tp + fp) if tp + fp else None,
+                            "recall": tp / (tp + fn) if tp + fn else None,
+                            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None,
+                            "support": tp + fn}
+    f1s = [b["f1"] for b in per_button.values() if b["f1"] is not None]
+    return {"frames": int(len(true)), "action_accuracy": float((true == predicted).mean()),
+            "button_f1_macro": float(np.mean(f1s)) if f1s else None, "buttons": per_button}
+
+
+def label_actions(index_path, labels) -> list[int]:
+    """The distinct pad bytes in the labels of an index's `train` recordings (the random baseline's
+    action set); `labels` is a labels folder or "truth"."""
+    from swag.data import index_stores, read_index
+    from swag.policy import policy_labels
+    from swag.store import open_store
+
+    entries = index_stores(read_index(index_path), "train")
+    seen = set()
+    for path in policy_labels(entries, labels):
+        seen |= set(np.unique(open_store(path, need_frames=False).actions).tolist())
+    if not seen:
+        raise SwagError(f"{index_path}: no labelled training frames to draw random actions from")
+    return sorted(int(a) for a in seen)
+
+
+def evaluate_vpt(spec: AgentSpec, game_levels, episodes: int, max_steps: int, fps: float, out_dir,
+                 index_path=None, workers: int | None = None, videos: int = 1, seed: int = 0,
+                 show_progress: bool = True) -> dict:
+    """One policy: online rollouts on every game, plus (for a model, given the index) offline
+    metrics on the held-out `test` and `unseen_style` recordings with their true actions.
+    Writes `{out_dir}/{spec.name}.json`."""
+    from swag.data import index_stores, read_index
+    from swag.policy import load_model, policy_labels
+
+    result = evaluate_agents([spec], game_levels, episodes, max_steps, fps, workers, out_dir=out_dir,
+                             videos=videos, seed=seed, show_progress=show_progress)[spec.name]
+    if spec.kind == "model" and index_path is not None:
+        index = read_index(index_path)
+        model = load_model(spec.checkpoint)
+        offline = {}
+        for split in ("test", "unseen_style"):
+            entries = index_stores(index, split)
+            if entries:
+                offline[split] = offline_metrics(model, [e["path"] for e in entries], policy_labels(entries, "truth"))
+        if offline:
+            main = offline.get("test") or next(iter(offline.values()))
+            result["offline"] = {"action_accuracy": main["action_accuracy"],
+                                 "button_f1_macro": main["button_f1_macro"], "splits": offline}
+    write_json(Path(out_dir) / f"{spec.name}.json", result)
+    return result

@@ -1,0 +1,160 @@
+"""The result table: policies (rows) against games x metrics (columns), from rollout results.
+
+Inputs are the per-policy JSON files `swag evaluate-vpt` writes (format "swag-rollouts", see
+swag.rollout), optionally with an `offline` section (action accuracy and per-button F1 on
+held-out recordings with true labels). Outputs, for the Snakemake report:
+
+    OUT.json   {"columns": [{"game", "metric", "label"}...], "rows": [{"policy", "values": {label: x}}...],
+                "ratios": {game: {policy: progress_mean / reference's}}, "sources": [...]}
+    OUT.md     the same as a markdown table, then the ratios
+    OUT.png    bar plot: mean progress per policy, one panel per game (error bars: std over episodes,
+               dots: median)
+
+Rows are ordered random, VPT, oracle-BC, demonstrator, then any others (e.g. fine-tuned) by name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from swag.errors import SwagError
+from swag.rollout import read_results
+
+ROW_ORDER = ("random", "vpt", "oracle-bc", "demonstrator")
+
+# per-game metrics, in column order: summary key -> column label (only those a game reports)
+METRICS = (
+    ("progress_mean", "progress mean"),
+    ("progress_median", "progress median"),
+    ("clear_mean", "clear rate"),
+    ("deaths_mean", "deaths"),
+    ("lines_mean", "lines"),
+    ("screens_mean", "screens"),
+)
+OFFLINE_METRICS = (("action_accuracy", "action accuracy"), ("button_f1_macro", "button F1 (macro)"))
+
+
+def _row_rank(name: str) -> tuple[int, str]:
+    lowered = name.lower()
+    for rank, key in enumerate(ROW_ORDER):
+        if lowered == key:
+            return rank, lowered
+    return len(ROW_ORDER), lowered
+
+
+def build_table(result_paths, reference: str = "random", ceiling: str = "oracle-bc") -> dict:
+    """The table from per-policy rollout results; see the module docstring."""
+    results = [read_results(path) for path in result_paths]
+    if not results:
+        raise SwagError("results table: no rollout results given")
+    names = [r["policy"] for r in results]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise SwagError(f"results table: policy {duplicate!r} appears in more than one results file")
+    results.sort(key=lambda r: _row_rank(r["policy"]))
+    games = []
+    for result in results:
+        games += [g for g in result["games"] if g not in games]
+    columns = []
+    for game in games:
+        reported = set().union(*(r["games"][game].keys() for r in results if game in r["games"]))
+        columns += [{"game": game, "metric": key, "label": f"{game} {label}"}
+                    for key, label in METRICS if key in reported]
+    if any("offline" in r for r in results):
+        columns += [{"game": "offline", "metric": key, "label": label} for key, label in OFFLINE_METRICS]
+    rows = []
+    for result in results:
+        values = {}
+        for column in columns:
+            if column["game"] == "offline":
+                value = result.get("offline", {}).get(column["metric"])
+            else:
+                value = result["games"].get(column["game"], {}).get(column["metric"])
+            values[column["label"]] = None if value is None else float(value)
+        rows.append({"policy": result["policy"], "values": values,
+                     "episodes": {g: result["games"][g]["episodes"] for g in result["games"]},
+                     "progress_std": {g: result["games"][g]["progress_std"] for g in result["games"]}})
+    ratios = {}
+    for base in (reference, ceiling):
+        base_result = next((r for r in results if r["policy"].lower() == base), None)
+        if base_result is None:
+            continue
+        for game in games:
+            denominator = base_result["games"].get(game, {}).get("progress_mean")
+            for result in results:
+                numerator = result["games"].get(game, {}).get("progress_mean")
+                if numerator is None or not denominator or result is base_result:
+                    continue
+                ratios.setdefault(f"vs {base}", {}).setdefault(game, {})[result["policy"]] = numerator / denominator
+    settings = {(r["fps"], r["max_steps"]) for r in results}
+    return {"columns": columns, "rows": rows, "ratios": ratios,
+            "settings": [{"fps": fps, "max_steps": steps} for fps, steps in sorted(settings)],
+            "sources": [str(p) for p in result_paths]}
+
+
+def _format(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def to_markdown(table: dict) -> str:
+    labels = [c["label"] for c in table["columns"]]
+    lines = ["| policy | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    for row in table["rows"]:
+        lines.append(f"| {row['policy']} | " + " | ".join(_format(row["values"][label]) for label in labels) + " |")
+    for base, by_game in table["ratios"].items():
+        lines += ["", f"Mean progress relative to {base.removeprefix('vs ')}:", ""]
+        for game, by_policy in by_game.items():
+            lines.append(f"- {game}: " + ", ".join(f"{p} {r:.2f}x" for p, r in by_policy.items()))
+    if table["settings"]:
+        lines += ["", "Rollouts: " + "; ".join(f"{s['max_steps']} policy steps at {s['fps']:g} fps"
+                                               for s in table["settings"]) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    games = [c["game"] for c in table["columns"] if c["metric"] == "progress_mean"]
+    fig, axes = plt.subplots(1, max(len(games), 1), figsize=(3.2 * max(len(games), 1) + 1, 3.6), squeeze=False)
+    policies = [row["policy"] for row in table["rows"]]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, game in zip(axes[0], games):
+        means = [row["values"].get(f"{game} progress mean") for row in table["rows"]]
+        medians = [row["values"].get(f"{game} progress median") for row in table["rows"]]
+        stds = [row["progress_std"].get(game, 0.0) for row in table["rows"]]
+        x = range(len(policies))
+        ax.bar(x, [m or 0.0 for m in means], yerr=stds, capsize=3,
+               color=[colours[i % len(colours)] for i in x])
+        ax.scatter(x, [m or 0.0 for m in medians], color="black", zorder=3, s=12, label="median")
+        ax.set_xticks(list(x), policies, rotation=30, ha="right")
+        ax.set_title(game)
+        ax.set_ylabel("progress (SMB: fraction of level)" if game.startswith("smb") else "progress")
+    axes[0][0].legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    temp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    fig.savefig(temp, dpi=110)
+    plt.close(fig)
+    os.replace(temp, path)
+
+
+def write_table(result_paths, out_prefix) -> dict:
+    """Write OUT.json, OUT.md and OUT.png (out_prefix without suffix); returns the table."""
+    table = build_table(result_paths)
+    out_prefix = Path(out_prefix)
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    for suffix, text in ((".json", json.dumps(table, indent=1) + "\n"), (".md", to_markdown(table))):
+        path = out_prefix.with_name(out_prefix.name + suffix)
+        temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        temp.write_text(text)
+        os.replace(temp, path)
+    plot(table, out_prefix.with_name(out_prefix.name + ".png"))
+    return table
