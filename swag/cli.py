@@ -275,10 +275,85 @@ def results_table_command(
     log.info("%s.md: %d policies, %d columns", out, len(table["rows"]), len(table["columns"]))
 
 
+@app.command("train-idm")
+def train_idm_command(
+    config: Annotated[Path, typer.Option(help="Pipeline config YAML; its `idm` section sets the model and training.")],
+    index: Annotated[Path, typer.Option(help="Dataset index of labelled recordings, e.g. results/index/idm.json; "
+                                             "trains on its `train` split.")],
+    out: Annotated[Path, typer.Option(help="Output folder: model.pt, checkpoint.pt, train_log.json, curves.png, runs/.")],
+) -> None:
+    """Train the inverse dynamics model (non-causal) on labelled recordings.
+
+    SIGTERM checkpoints and exits with 143; rerunning the same command resumes. Under
+    `torchrun --nproc_per_node=N -m swag.cli train-idm ...` it trains with DDP.
+    """
+    from swag.train import EXIT_INTERRUPTED, TrainingInterrupted, configs_from_yaml, train_idm
+
+    model_config, training_config = configs_from_yaml(config, "idm")
+    if model_config.causal:
+        raise SwagError(f"{config}: idm.model.causal must be false (the IDM sees future frames)")
+    try:
+        summary = train_idm(index, model_config, training_config, out)
+    except TrainingInterrupted as stop:
+        log.warning("%s: %s; rerun the same command to resume", out, stop)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    log.info("%s: %d steps, best validation loss %s", out, summary["steps"], summary["best_val_loss"])
+
+
+@app.command("evaluate-idm")
+def evaluate_idm_command(
+    model: Annotated[Path, typer.Option(help="IDM model.pt from `swag train-idm`.")],
+    index: Annotated[Path, typer.Option(help="Dataset index with held-out splits (actions or truth stores).")],
+    out: Annotated[Path, typer.Option(help="Output folder: idm_eval.json, confusion_<split>.png, f1_<split>.png.")],
+    split: Annotated[list[str], typer.Option(help="Index split to evaluate; repeatable.")] = ["test", "unseen_style"],
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 16,
+) -> None:
+    """Score the IDM on held-out recordings: exact match, per-button and onset F1, visibility ceiling."""
+    from swag.evaluate import evaluate_idm
+
+    results = evaluate_idm(model, index, out, tuple(split), batch_size)
+    for name, result in results["splits"].items():
+        f1 = " ".join(f"{button} {s['f1']:.3f}" for button, s in result["buttons"].items() if s["support"])
+        log.info("%s: %d frames, exact match %.3f, F1 %s", name, result["frames"], result["exact_match"], f1)
+
+
+@app.command("label")
+def label_command(
+    video: Annotated[Path, typer.Argument(help="Video store (results/zarr/{dataset}/{game}/{episode}.zarr).")],
+    model: Annotated[Path, typer.Option(help="IDM model.pt from `swag train-idm`.")],
+    out: Annotated[Path, typer.Option(help="Labels store to write (results/labels/{dataset}/{game}/{episode}.zarr).")],
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 16,
+) -> None:
+    """Label one video store with the IDM (actions, per-button probabilities, confidence).
+
+    Resumable: an interrupted job leaves OUT.partial; rerunning continues after the last batch.
+    SIGTERM finishes the batch and exits with 143.
+    """
+    from tqdm import tqdm
+
+    from swag.label import label_store
+    from swag.train import EXIT_INTERRUPTED, TrainingInterrupted
+
+    with tqdm(desc="label", unit="batch") as bar:
+        def on_batch(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        try:
+            label_store(video, model, out, batch_size, on_batch=on_batch)
+        except TrainingInterrupted as stop:
+            log.warning("%s; rerun the same command to resume", stop)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+    log.info("%s: labelled %s", out, video)
+
+
 def run() -> None:
     """Entry point: turns SwagError into `swag: error: …` and exit code 1."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns typer.Exit's code here instead of raising
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except SwagError as error:
         print(f"swag: error: {error}", file=sys.stderr)
         sys.exit(1)

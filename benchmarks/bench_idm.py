@@ -1,0 +1,131 @@
+"""IDM benchmarks: labelling speed, training speed, and the demo-scale accuracy experiment.
+
+    python benchmarks/bench_idm.py            # speed rows (labelling x real time, training frames/s)
+    python benchmarks/bench_idm.py demo DIR   # demo experiment: scripted SMB 1-1 data -> train -> evaluate
+    python benchmarks/bench_idm.py heads DIR  # action factoring: "buttons" vs "joint" on the same data
+
+The demo data comes from a small scripted player with a few play styles (below), so the
+experiment does not depend on the demonstrators; on real pipeline data use `swag train-idm`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+# --- scripted SMB player ------------------------------------------------------------------------
+
+# Per-style probabilities of a segment's intent; a segment lasts `segment` frames (60 fps).
+STYLES = {
+    "runner": dict(right=0.9, left=0.03, run=0.85, jump_rate=0.04, hold=(4, 30), segment=(20, 90), idle=0.02),
+    "walker": dict(right=0.75, left=0.10, run=0.15, jump_rate=0.02, hold=(6, 25), segment=(15, 60), idle=0.10),
+    "hopper": dict(right=0.75, left=0.08, run=0.5, jump_rate=0.10, hold=(2, 12), segment=(10, 40), idle=0.05),
+    # held out: jittery, mashes buttons, backtracks, ducks
+    "erratic": dict(right=0.55, left=0.25, run=0.5, jump_rate=0.07, hold=(2, 35), segment=(4, 20), idle=0.1,
+                    down=0.08),
+}
+
+
+def play_smb(style: str, seed: int, max_frames: int = 1800):
+    """One episode of SMB 1-1 by a scripted player; returns frames (T, 240, 256, 3), actions (T,) and
+    info {"x_pos", "y_pos"} (T,) at 60 fps.
+
+    Frame i is shown before action i (docs/design.md).
+    """
+    from swag import games
+    from swag.actions import BIT
+
+    params = STYLES[style]
+    rng = np.random.default_rng(seed)
+    env = games.make("smb1", "1-1")
+    frame, info = env.reset(seed=seed)
+    frames, actions, x_pos, y_pos = [], [], [], []
+    segment_left, intent = 0, 0
+    jump_left, cooldown, last_x, stuck = 0, 0, int(info["x_pos"]), 0
+    for _ in range(max_frames):
+        if segment_left == 0:
+            segment_left = int(rng.integers(*params["segment"]))
+            u = rng.random()
+            intent = 0
+            if u < params["right"]:
+                intent |= BIT["right"]
+            elif u < params["right"] + params["left"]:
+                intent |= BIT["left"]
+            elif rng.random() < params.get("down", 0.0):
+                intent |= BIT["down"]
+            if rng.random() < params["run"]:
+                intent |= BIT["B"]
+            if rng.random() < params["idle"]:
+                intent = 0
+        segment_left -= 1
+        x = int(info["x_pos"])
+        stuck = stuck + 1 if x <= last_x else 0
+        last_x = x
+        if jump_left == 0 and cooldown == 0 and (rng.random() < params["jump_rate"] or stuck > 15):
+            jump_left = int(rng.integers(*params["hold"])) if stuck <= 15 else 30
+            stuck = 0
+        action = intent
+        if jump_left > 0:
+            action |= BIT["A"]
+            jump_left -= 1
+            if jump_left == 0:
+                cooldown = int(rng.integers(2, 10))  # A must be released before the next jump
+        elif cooldown > 0:
+            cooldown -= 1
+        frames.append(frame)
+        actions.append(action)
+        x_pos.append(int(info["x_pos"]))
+        y_pos.append(int(info["y_pos"]))
+        frame, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    env.close()
+    return np.stack(frames), np.asarray(actions, np.uint8), {"x_pos": np.asarray(x_pos), "y_pos": np.asarray(y_pos)}
+
+
+def write_demo_store(path, style: str, seed: int, fps: float = 20, width: int = 64, height: int = 60,
+                     max_frames: int = 1800) -> int:
+    """Play one episode and write it as a swag store at `fps` and `width`x`height`; returns its length."""
+    import cv2
+
+    from swag import actions as pad
+    from swag.store import StoreWriter
+
+    frames60, actions60, info60 = play_smb(style, seed, max_frames)
+    spans = pad.frame_spans(len(actions60), 60, fps)
+    actions = pad.resample(actions60, 60, fps)
+    frames = np.stack([cv2.resize(frames60[s], (width, height), interpolation=cv2.INTER_AREA) for s in spans[:, 0]])
+    attrs = {"kind": "recording", "game": "smb1", "level": "1-1", "style": style, "source_fps": 60,
+             "provenance": {"demonstrator": "bench_idm scripted", "seed": seed}}
+    info = {key: values[spans[:, 0]] for key, values in info60.items()}
+    with StoreWriter(path, height=height, width=width, fps=fps, attrs=attrs, info_keys=tuple(info)) as writer:
+        writer.append(frames, actions, info)
+    return len(frames)
+
+
+def write_demo_dataset(root, episodes_per_style: int = 8, heldout=("erratic",), test_every: int = 5,
+                       fps: float = 20, width: int = 64, height: int = 60) -> Path:
+    """Stores for every style plus an index: every `test_every`-th episode of a training style is
+    `test`, held-out styles are `unseen_style`, the rest `train`."""
+    root = Path(root)
+    entries = []
+    for style in STYLES:
+        for episode in range(episodes_per_style):
+            seed = 1000 * list(STYLES).index(style) + episode
+            path = root / "smb1" / f"1-1_{style}_{episode:03d}.zarr"
+            if not path.exists():
+                write_demo_store(path, style, seed, fps, width, height)
+            from swag.store import open_store
+
+            frames = len(open_store(path))
+            split = "unseen_style" if style in heldout else ("test" if episode % test_every == test_every - 1 else "train")
+            entries.append({"path": str(path.resolve()), "game": "smb1", "level": "1-1", "style": style,
+                            "frames": frames, "split": split})
+    index = {"dataset": "bench_idm", "fps": fps, "height": height, "width": width, "stores": entries}
+    index_path = root / "index.json"
+    index_path.write_text(json.dumps(index, indent=1))
+    return index_path

@@ -1,0 +1,290 @@
+"""The VPT trunk and action heads, for the inverse dynamics model (IDM) and the policy.
+
+One model, bottom-up (nanoGPT style):
+
+    frames (B, T, H, W, 3) uint8
+      -> TemporalConv    3D convolution over time, kernel (k, 1, 1): the IDM sees t-k//2 … t+k//2,
+                         the policy (causal=True) only t-k+1 … t
+      -> ImpalaCNN       per-frame 2D residual stacks with `feature_channels` widths
+      -> Embedder        linear to `embedding_dim`
+      -> Block × n       transformer blocks with learned positions; no mask for the IDM,
+                         a causal mask for the policy (same Block code)
+      -> ActionHead      NES action logits per frame
+
+The IDM and the policy differ only in `ModelConfig.causal`; nothing is copied.
+
+Action factoring (`ModelConfig.head`). Two heads were measured on the same SMB 1-1 demo data
+for the same steps (see the integration report / benchmarks/bench_idm.py):
+  - "buttons": 8 independent Bernoulli heads, one per pad button (VPT's keyboard heads).
+  - "joint":   one categorical over all 256 pad bytes; per-button probabilities are its marginals.
+Both expose the same interface: `button_probs(logits)` -> (B, T, 8) and `predict(logits)` -> bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+NUM_BUTTONS = 8  # swag.actions.NUM_BUTTONS; not imported so the model file stands alone
+NUM_ACTIONS = 256  # every pad byte
+
+
+class TemporalConv(nn.Module):
+    """Mixes each pixel over neighbouring frames; symmetric for the IDM, past-only when causal."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, causal: bool):
+        super().__init__()
+        self.kernel = kernel
+        self.causal = causal
+        self.conv = nn.Conv3d(in_channels, out_channels, kernel_size=(kernel, 1, 1))
+
+    def forward(self, x):  # x: (B, C, T, H, W)
+        if self.causal:
+            pad = (self.kernel - 1, 0)  # frame t sees t-k+1 … t
+        else:
+            pad = (self.kernel // 2, self.kernel - 1 - self.kernel // 2)  # t-k//2 … t+k//2
+        # replicate the edge frames rather than zero-pad: a black frame is a scene cut, not padding
+        x = F.pad(x, (0, 0, 0, 0, *pad), mode="replicate")
+        return self.conv(x)  # (B, C_out, T, H, W)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv0 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):  # (N, C, H, W)
+        return x + self.conv1(F.relu(self.conv0(F.relu(x))))
+
+
+class ImpalaStack(nn.Module):
+    """conv -> max-pool stride 2 -> 2 residual blocks (Espeholt et al. 2018, as in VPT)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.res0 = ResidualBlock(out_channels)
+        self.res1 = ResidualBlock(out_channels)
+
+    def forward(self, x):  # (N, C_in, H, W) -> (N, C_out, ceil(H/2), ceil(W/2))
+        x = F.max_pool2d(self.conv(x), kernel_size=3, stride=2, padding=1)
+        return self.res1(self.res0(x))
+
+
+class ImpalaCNN(nn.Module):
+    def __init__(self, in_channels: int, widths: list[int]):
+        super().__init__()
+        channels = [in_channels, *widths]
+        self.stacks = nn.ModuleList(ImpalaStack(a, b) for a, b in zip(channels[:-1], channels[1:]))
+
+    def forward(self, x):  # (N, C, H, W) -> (N, widths[-1], H', W')
+        for stack in self.stacks:
+            x = stack(x)
+        return F.relu(x)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: "ModelConfig"):
+        super().__init__()
+        assert config.embedding_dim % config.transformer_heads == 0
+        self.heads = config.transformer_heads
+        self.causal = config.causal
+        self.qkv = nn.Linear(config.embedding_dim, 3 * config.embedding_dim)
+        self.proj = nn.Linear(config.embedding_dim, config.embedding_dim)
+        self.dropout = config.dropout
+
+    def forward(self, x):  # (B, T, E)
+        B, T, E = x.shape
+        q, k, v = self.qkv(x).split(E, dim=2)
+        q = q.view(B, T, self.heads, E // self.heads).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.heads, E // self.heads).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.heads, E // self.heads).transpose(1, 2)  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).contiguous().view(B, T, E)  # (B, T, E)
+        return self.proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, config: "ModelConfig"):
+        super().__init__()
+        self.fc = nn.Linear(config.embedding_dim, config.ff_dim)
+        self.proj = nn.Linear(config.ff_dim, config.embedding_dim)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):  # (B, T, E)
+        return self.dropout(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block; the mask (none or causal) is the attention's config."""
+
+    def __init__(self, config: "ModelConfig"):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.embedding_dim)
+        self.attn = SelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.embedding_dim)
+        self.mlp = MLP(config)
+
+    def forward(self, x):  # (B, T, E)
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+@dataclass
+class Dimensions:
+    x: int = 64  # frame width in pixels
+    y: int = 60  # frame height in pixels
+
+
+@dataclass
+class ModelConfig:
+    """The YAML `model` section, plus a few extras with defaults (marked)."""
+
+    embedding_dim: int = 128  # width of the per-frame embedding and of the transformer
+    ff_dim: int = 512  # hidden width of the transformer's feed-forward layer
+    transformer_heads: int = 4
+    transformer_blocks: int = 2
+    dimensions: Dimensions = field(default_factory=Dimensions)  # input frame size
+    feature_channels: list[int] = field(default_factory=lambda: [16, 32, 32])  # Impala stack widths
+    spatial_channels: int = 16  # output channels of the 3D temporal convolution
+    sequence_length: int = 32  # frames per window (the longest the positions cover)
+    # extras
+    causal: bool = False  # False: IDM (sees the future); True: policy (past and present only)
+    temporal_kernel: int = 5  # frames mixed by the 3D convolution (VPT: 5)
+    head: str = "buttons"  # "buttons" (8 Bernoulli) or "joint" (softmax over 256 pad bytes)
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        if isinstance(self.dimensions, dict):
+            self.dimensions = Dimensions(**self.dimensions)
+        self.feature_channels = list(self.feature_channels)
+        if self.head not in ("buttons", "joint"):
+            raise ValueError(f"model.head must be 'buttons' or 'joint', got {self.head!r}")
+        if self.embedding_dim % self.transformer_heads:
+            raise ValueError(f"model.embedding_dim {self.embedding_dim} is not divisible by "
+                             f"transformer_heads {self.transformer_heads}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+class VPTModel(nn.Module):
+    """The trunk plus an action head. `forward(frames, targets) -> (logits, loss)`."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        H, W = config.dimensions.y, config.dimensions.x
+        self.temporal = TemporalConv(3, config.spatial_channels, config.temporal_kernel, config.causal)
+        self.cnn = ImpalaCNN(config.spatial_channels, config.feature_channels)
+        for _ in config.feature_channels:  # each stack halves, rounding up
+            H, W = math.ceil(H / 2), math.ceil(W / 2)
+        self.embed = nn.Linear(config.feature_channels[-1] * H * W, config.embedding_dim)
+        self.position = nn.Parameter(torch.zeros(1, config.sequence_length, config.embedding_dim))
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.transformer_blocks))
+        self.ln_f = nn.LayerNorm(config.embedding_dim)
+        outputs = NUM_BUTTONS if config.head == "buttons" else NUM_ACTIONS
+        self.head = nn.Linear(config.embedding_dim, outputs)
+        self.register_buffer("button_weights", torch.ones(2, NUM_BUTTONS))  # (neg, pos) per button
+        self.register_buffer("class_weights", torch.ones(NUM_ACTIONS))
+        self.apply(self._init_weights)
+        nn.init.normal_(self.position, std=0.02)
+        for name, p in self.named_parameters():  # GPT-2's scaled init of residual projections
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.transformer_blocks))
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            nn.init.zeros_(module.bias)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def set_class_weights(self, weights: torch.Tensor) -> None:
+        """(2, 8) (negative, positive) per-button weights, or (256,) per-byte weights; see
+        `class_weights` in swag.data for their meaning."""
+        if self.config.head == "buttons":
+            self.button_weights.copy_(weights)
+        else:
+            self.class_weights.copy_(weights)
+
+    def forward(self, frames, targets=None, weights=None):
+        """frames (B, T, H, W, 3) uint8; targets (B, T) pad bytes (int); weights (B, T) float or None.
+
+        Returns logits (B, T, 8 or 256) and the weighted mean loss (None without targets).
+        """
+        B, T, H, W, C = frames.shape
+        if (H, W) != (self.config.dimensions.y, self.config.dimensions.x):
+            raise ValueError(f"frames are {W}x{H}, the model expects "
+                             f"{self.config.dimensions.x}x{self.config.dimensions.y}")
+        if T > self.config.sequence_length:
+            raise ValueError(f"window of {T} frames is longer than sequence_length {self.config.sequence_length}")
+        x = frames.permute(0, 4, 1, 2, 3).float() / 255.0  # (B, 3, T, H, W)
+        x = self.temporal(x)  # (B, S, T, H, W)
+        x = x.transpose(1, 2).reshape(B * T, -1, H, W)  # (B*T, S, H, W)
+        x = self.cnn(x)  # (B*T, F, H', W')
+        x = F.relu(self.embed(x.flatten(1)))  # (B*T, E)
+        x = x.view(B, T, -1) + self.position[:, :T]  # (B, T, E)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.head(self.ln_f(x))  # (B, T, 8 or 256)
+        if targets is None:
+            return logits, None
+        return logits, self.loss(logits, targets, weights)
+
+    def loss(self, logits, targets, weights=None):
+        """Class-weighted cross entropy, averaged over frames (each frame weighted by `weights`)."""
+        targets = targets.long()
+        logits = logits.float()
+        if self.config.head == "buttons":
+            pressed = ((targets.unsqueeze(-1) >> torch.arange(NUM_BUTTONS, device=targets.device)) & 1).float()
+            # per-(frame, button) weight: the negative or positive class weight of that button
+            element_weight = torch.where(pressed > 0, self.button_weights[1], self.button_weights[0])
+            per_frame = (F.binary_cross_entropy_with_logits(logits, pressed, reduction="none")
+                         * element_weight).sum(-1)  # (B, T)
+        else:
+            per_frame = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none",
+                                        weight=self.class_weights).view(targets.shape)  # (B, T)
+        if weights is None:
+            return per_frame.mean()
+        return (per_frame * weights).sum() / weights.sum().clamp_min(1e-8)
+
+    def button_probs(self, logits):
+        """(B, T, 8) press probability of each button, in swag.actions bit order."""
+        logits = logits.float()
+        if self.config.head == "buttons":
+            return torch.sigmoid(logits)
+        probs = logits.softmax(-1)  # (B, T, 256)
+        bits = ((torch.arange(NUM_ACTIONS, device=logits.device).unsqueeze(-1)
+                 >> torch.arange(NUM_BUTTONS, device=logits.device)) & 1).float()  # (256, 8)
+        return probs @ bits
+
+    def predict(self, logits):
+        """(B, T) uint8 pad bytes and (B, T) float confidence (probability of that exact byte)."""
+        logits = logits.float()
+        if self.config.head == "buttons":
+            probs = torch.sigmoid(logits)  # (B, T, 8)
+            pressed = probs > 0.5
+            weights = (1 << torch.arange(NUM_BUTTONS, device=logits.device))
+            actions = (pressed.long() * weights).sum(-1)
+            # buttons are independent under this head, so the byte's probability is a product
+            confidence = torch.where(pressed, probs, 1 - probs).prod(-1)
+        else:
+            probs = logits.softmax(-1)
+            confidence, actions = probs.max(-1)
+        return actions.to(torch.uint8), confidence

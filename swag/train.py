@@ -1,0 +1,417 @@
+"""The training loop shared by the IDM and the policy: explicit and linear, CleanRL style.
+
+    OUT/checkpoint.pt   everything needed to resume (written every `checkpoint_every` steps and on SIGTERM)
+    OUT/model.pt        the best weights (lowest validation loss) with both configs
+    OUT/train_log.json  the curves and the summary;  OUT/curves.png  the same, plotted
+    OUT/runs/           TensorBoard events
+
+Interruption: SIGTERM (what SLURM sends before killing a job) makes every process finish its
+current step, rank 0 writes the checkpoint, and the command exits with code 143 (128 + SIGTERM),
+so SLURM/Snakemake see a failure and retry; rerunning the same command resumes from the
+checkpoint at the same step, with the same optimiser, RNG and sampler state.
+
+DDP: launch with `torchrun --nproc_per_node=N -m swag.cli train-idm ...`; RANK/WORLD_SIZE are
+detected, gloo is used on CPU and nccl on GPU, `batch_size` is the global batch (split evenly
+over the processes), and only rank 0 logs and writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from swag.data import WindowDataset, augment, class_weights, read_index, index_stores, split_fit_val
+from swag.errors import SwagError
+from swag.model import ModelConfig, VPTModel
+
+log = logging.getLogger(__name__)
+
+EXIT_INTERRUPTED = 143  # 128 + SIGTERM: a non-zero status so SLURM/Snakemake retry the job
+
+
+@dataclass
+class TrainingConfig:
+    """The YAML `training` section, plus extras with defaults (marked)."""
+
+    batch_size: int = 16  # global batch of windows, split evenly over DDP processes
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.01  # AdamW, on matrices and conv kernels only
+    patience: int = 5  # evaluations without a lower validation loss before stopping
+    stride: int = 8  # frames between the starts of consecutive training windows
+    test_train_split: float = 0.2  # fraction of training recordings held out for validation
+    min_class_weight: float = 0.1  # class weights are clipped to [m, 1/m]; see swag.data.class_weights
+    epochs: int = 10
+    # extras
+    max_steps: int = 0  # stop after this many optimiser steps (0: no cap)
+    eval_every: int = 0  # steps between validations (0: once per epoch)
+    checkpoint_every: int = 200  # steps between checkpoints
+    augment: bool = False  # web-video augmentation (swag.data.augment)
+    seed: int = 0
+    num_workers: int = 0  # DataLoader worker processes per rank
+    grad_clip: float = 1.0  # max gradient norm (0: off)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainingConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown training config keys: {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM arrived; the checkpoint is written. The CLI exits with EXIT_INTERRUPTED."""
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, temp)
+    os.replace(temp, path)
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    temp.write_text(text)
+    os.replace(temp, path)
+
+
+def load_checkpoint(path, model_config: ModelConfig | None = None, map_location="cpu") -> dict:
+    """torch.load a checkpoint or model.pt; SwagError when missing, unreadable, or (given
+    `model_config`) made for a different model config."""
+    path = Path(path)
+    if not path.is_file():
+        raise SwagError(f"{path}: checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:
+        raise SwagError(f"{path}: not a readable torch checkpoint ({type(error).__name__})") from None
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "model_config" not in checkpoint:
+        raise SwagError(f"{path}: not a swag checkpoint (no model/model_config)")
+    if model_config is not None and checkpoint["model_config"] != model_config.to_dict():
+        differing = sorted(k for k, v in model_config.to_dict().items() if checkpoint["model_config"].get(k) != v)
+        raise SwagError(f"{path}: checkpoint was made for a different model config "
+                        f"(differs in {', '.join(differing)})")
+    return checkpoint
+
+
+def load_model(path, device="cpu") -> VPTModel:
+    """A trained model from model.pt (or a checkpoint), in eval mode."""
+    checkpoint = load_checkpoint(path)
+    try:
+        model = VPTModel(ModelConfig.from_dict(checkpoint["model_config"]))
+        model.load_state_dict(checkpoint["model"])
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise SwagError(f"{path}: weights do not fit their model config ({str(error).splitlines()[0]})") from None
+    return model.to(device).eval()
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank), starting the process group under torchrun."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return 0, 1, 0
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores: list, val_stores: list,
+          fit_labels: list | None = None, val_labels: list | None = None, use_confidence: bool = False,
+          progress: bool = True) -> dict:
+    """Train a model on windows of `fit_stores`, validating on `val_stores`; see the module docstring.
+
+    `*_labels` (optional) are labels stores (from `swag label`) to train on instead of the stores'
+    own actions; `use_confidence` weights each frame's loss by the label confidence.
+    Returns the summary written to train_log.json.
+    """
+    out_dir = Path(out_dir)
+    rank, world_size, local_rank = _distributed()
+    is_main = rank == 0
+    if config.batch_size % world_size:
+        raise SwagError(f"training.batch_size {config.batch_size} is not divisible by {world_size} processes")
+    local_batch = config.batch_size // world_size
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    # --- seeding: identical on every rank, so every rank builds the same model ---
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    augment_generator = torch.Generator().manual_seed(config.seed + 1000 * rank)
+
+    # --- data ---
+    width, height = model_config.dimensions.x, model_config.dimensions.y
+    fit_data = WindowDataset(fit_stores, model_config.sequence_length, config.stride, width, height,
+                             fit_labels, use_confidence)
+    val_data = WindowDataset(val_stores, model_config.sequence_length, model_config.sequence_length, width,
+                             height, val_labels, use_confidence) if val_stores else None
+    if len(fit_data) < config.batch_size:
+        raise SwagError(f"{out_dir}: only {len(fit_data)} training windows, fewer than batch_size {config.batch_size}")
+    steps_per_epoch = len(fit_data) // config.batch_size  # drop_last: every step sees a full global batch
+    eval_every = config.eval_every or steps_per_epoch
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+
+    # --- model and optimiser ---
+    model = VPTModel(model_config).to(device)
+    model.set_class_weights(class_weights(fit_data.all_actions(), model_config.head, config.min_class_weight).to(device))
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate)
+
+    # --- resume ---
+    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_val_loss": math.inf, "evals_since_best": 0,
+             "best_model": None, "curves": [], "stopped_early": False}
+    checkpoint_path = out_dir / "checkpoint.pt"
+    if checkpoint_path.exists():
+        checkpoint = load_checkpoint(checkpoint_path, model_config)
+        if checkpoint["training_config"] != asdict(config) and is_main:
+            log.warning("%s: training config changed since the checkpoint; resuming with the new one", checkpoint_path)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        for key in state:
+            state[key] = checkpoint[key]
+        random.setstate(checkpoint["rng"]["python"])
+        np.random.set_state(checkpoint["rng"]["numpy"])
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        if torch.cuda.is_available() and checkpoint["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], device)
+        augment_generator.set_state(checkpoint["rng"]["augment"][rank % len(checkpoint["rng"]["augment"])])
+        if is_main:
+            log.info("resuming %s at step %d", checkpoint_path, state["step"])
+
+    raw_model = model
+    if world_size > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+
+    def save_checkpoint():
+        rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+               "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+               "augment": [augment_generator.get_state()]}
+        if world_size > 1:  # each rank's augmentation stream, gathered on rank 0
+            gathered = [None] * world_size
+            dist.all_gather_object(gathered, augment_generator.get_state())
+            rng["augment"] = gathered
+        if is_main:
+            _atomic_torch_save({"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "model_config": model_config.to_dict(), "training_config": asdict(config),
+                                "rng": rng, **state}, checkpoint_path)
+
+    @torch.no_grad()
+    def evaluate() -> dict:
+        """Validation loss and exact-match accuracy over the whole validation set, all ranks."""
+        model.eval()
+        totals = torch.zeros(3, dtype=torch.float64, device=device)  # weighted loss sum, weight sum, exact matches
+        frames_seen = torch.zeros(1, dtype=torch.float64, device=device)
+        for item in range(rank, len(val_data), world_size):
+            frames, actions, weights = (t.unsqueeze(0).to(device) for t in val_data[item])
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                logits, _ = raw_model(frames)
+            per_frame_weight = weights.sum()
+            totals[0] += raw_model.loss(logits, actions, weights).double() * per_frame_weight
+            totals[1] += per_frame_weight
+            predicted, _ = raw_model.predict(logits)
+            totals[2] += ((predicted.long() == actions).float() * (weights > 0)).sum()
+            frames_seen += (weights > 0).sum()
+        if world_size > 1:
+            dist.all_reduce(totals)
+            dist.all_reduce(frames_seen)
+        model.train()
+        return {"val_loss": (totals[0] / totals[1].clamp_min(1e-8)).item(),
+                "val_exact_match": (totals[2] / frames_seen.clamp_min(1)).item()}
+
+    # --- logging (rank 0 only) ---
+    writer = None
+    if is_main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out_dir / "runs"), purge_step=state["step"] or None)
+        if state["step"] == 0:
+            table = "\n".join(f"|{k}|{v}|" for k, v in {**model_config.to_dict(), **asdict(config)}.items())
+            writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+        log.info("%d parameters; %d fit windows, %d val windows; %d steps per epoch on %s x%d",
+                 raw_model.num_parameters(), len(fit_data), len(val_data) if val_data else 0, steps_per_epoch,
+                 device, world_size)
+
+    # SIGTERM: finish the step, checkpoint, exit 143
+    interrupted = {"flag": False}
+    previous_handler = signal.signal(signal.SIGTERM, lambda signum, frame: interrupted.__setitem__("flag", True))
+
+    bar = None
+    if is_main and progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", dynamic_ncols=True)
+    sampler = torch.utils.data.distributed.DistributedSampler(
+        fit_data, num_replicas=world_size, rank=rank, shuffle=True, seed=config.seed, drop_last=True)
+    model.train()
+    running_loss, running_count, started = 0.0, 0, time.time()
+    try:
+        done = state["step"] >= total_steps or state["stopped_early"]
+        while not done:
+            # this rank's share of the epoch, skipping the batches already consumed before a resume
+            sampler.set_epoch(state["epoch"])
+            indices = list(sampler)[: steps_per_epoch * local_batch][state["batch_in_epoch"] * local_batch:]
+            loader = torch.utils.data.DataLoader(fit_data, batch_size=local_batch, sampler=indices, drop_last=True,
+                                                 num_workers=config.num_workers,
+                                                 pin_memory=device.type == "cuda",
+                                                 persistent_workers=False)
+            for frames, actions, weights in loader:
+                frames = frames.to(device, non_blocking=True)
+                actions = actions.to(device, non_blocking=True)
+                weights = weights.to(device, non_blocking=True)
+                if config.augment:
+                    frames = augment(frames, augment_generator)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    logits, _ = model(frames)
+                loss = raw_model.loss(logits, actions, weights)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                state["step"] += 1
+                state["batch_in_epoch"] += 1
+
+                loss_value = loss.detach()
+                if world_size > 1:  # the global batch's loss, for the log
+                    dist.all_reduce(loss_value)
+                    loss_value /= world_size
+                running_loss += loss_value.item()
+                running_count += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_value.item():.4f}")
+                if writer is not None:
+                    writer.add_scalar("train/loss", loss_value.item(), state["step"])
+
+                if state["step"] % eval_every == 0 or state["step"] == total_steps:
+                    record = {"step": state["step"], "epoch": state["epoch"],
+                              "train_loss": running_loss / max(running_count, 1),
+                              "frames_per_second": running_count * config.batch_size
+                              * model_config.sequence_length / max(time.time() - started, 1e-9)}
+                    running_loss, running_count, started = 0.0, 0, time.time()
+                    if val_data is not None and len(val_data):
+                        record.update(evaluate())
+                        if record["val_loss"] < state["best_val_loss"]:
+                            state["best_val_loss"] = record["val_loss"]
+                            state["evals_since_best"] = 0
+                            state["best_model"] = {k: v.detach().cpu().clone() for k, v in raw_model.state_dict().items()}
+                        else:
+                            state["evals_since_best"] += 1
+                            if state["evals_since_best"] >= config.patience:
+                                state["stopped_early"] = True
+                    state["curves"].append(record)
+                    if is_main:
+                        log.info("step %d %s", state["step"],
+                                 " ".join(f"{k} {v:.4f}" for k, v in record.items() if isinstance(v, float)))
+                        for key, value in record.items():
+                            if key not in ("step", "epoch"):
+                                writer.add_scalar(("val/" if key.startswith("val") else "train/") + key,
+                                                  value, state["step"])
+
+                stop = torch.tensor([float(interrupted["flag"])], device=device)
+                if world_size > 1:  # every rank stops at the same step
+                    dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+                if stop.item() > 0:
+                    save_checkpoint()
+                    if is_main:
+                        log.warning("SIGTERM: checkpoint written at step %d; exiting with %d",
+                                    state["step"], EXIT_INTERRUPTED)
+                    raise TrainingInterrupted(f"interrupted at step {state['step']}")
+                if state["step"] % config.checkpoint_every == 0:
+                    save_checkpoint()
+                if state["step"] >= total_steps or state["stopped_early"]:
+                    done = True
+                    break
+            else:
+                state["epoch"] += 1
+                state["batch_in_epoch"] = 0
+        save_checkpoint()
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+
+    summary = {"steps": state["step"], "epochs": state["epoch"], "best_val_loss": state["best_val_loss"]
+               if math.isfinite(state["best_val_loss"]) else None, "stopped_early": state["stopped_early"],
+               "fit_stores": [str(p) for p in fit_stores], "val_stores": [str(p) for p in val_stores],
+               "model_config": model_config.to_dict(), "training_config": asdict(config),
+               "parameters": raw_model.num_parameters(), "world_size": world_size, "curves": state["curves"]}
+    if is_main:
+        best = state["best_model"] or raw_model.state_dict()
+        _atomic_torch_save({"model": best, "model_config": model_config.to_dict(),
+                            "training_config": asdict(config), "step": state["step"],
+                            "best_val_loss": summary["best_val_loss"]}, out_dir / "model.pt")
+        _atomic_write_text(json.dumps(summary, indent=1), out_dir / "train_log.json")
+        plot_curves(state["curves"], out_dir / "curves.png")
+    if world_size > 1:
+        dist.barrier()
+    return summary
+
+
+def plot_curves(curves: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    steps = [c["step"] for c in curves]
+    ax.plot(steps, [c["train_loss"] for c in curves], label="train loss")
+    if curves and "val_loss" in curves[0]:
+        ax.plot(steps, [c["val_loss"] for c in curves], label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    temp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    fig.savefig(temp, dpi=100)
+    plt.close(fig)
+    os.replace(temp, path)
+
+
+def train_idm(index_path, model_config: ModelConfig, config: TrainingConfig, out_dir, progress: bool = True) -> dict:
+    """Train the IDM on the index's `train` split, split into fit/val by recording."""
+    index = read_index(index_path)
+    entries = index_stores(index, "train")
+    if not entries:
+        raise SwagError(f"{index_path}: no stores in the 'train' split")
+    fit, val = split_fit_val(entries, config.test_train_split)
+    return train(model_config, config, out_dir, [e["path"] for e in fit], [e["path"] for e in val],
+                 progress=progress)
+
+
+def configs_from_yaml(path, stage: str = "idm") -> tuple[ModelConfig, TrainingConfig]:
+    """Model and training configs of one stage (`idm` or `vpt`) from a validated pipeline config."""
+    from swag import config as swag_config
+
+    values = swag_config.load(path)
+    if stage not in values:
+        raise SwagError(f"{path}: no '{stage}' section")
+    try:
+        return (ModelConfig.from_dict(dict(values[stage]["model"])),
+                TrainingConfig.from_dict(dict(values[stage]["training"])))
+    except (ValueError, TypeError) as error:
+        raise SwagError(f"{path}: {stage}: {error}") from None
