@@ -137,3 +137,144 @@ def test_model_agent_from_a_train_checkpoint(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(SwagError, match="junk.pt"):
         load_model(tmp_path / "junk.pt")
+
+
+# --- train-vpt, evaluate-vpt, results-table through the CLI, on a tiny real dataset ----------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
+
+SWAG = [sys.executable, "-m", "swag"]
+TINY_VPT = {
+    "model": {"embedding_dim": 16, "ff_dim": 32, "transformer_heads": 2, "transformer_blocks": 1,
+              "dimensions": {"x": 32, "y": 30}, "feature_channels": [4, 8], "spatial_channels": 4,
+              "sequence_length": 8},
+    "training": {"batch_size": 2, "learning_rate": 0.001, "weight_decay": 0.0, "patience": 50, "stride": 2,
+                 "test_train_split": 0.34, "min_class_weight": 1.0, "epochs": 50, "max_steps": 40,
+                 "checkpoint_every": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def vpt_dataset(tmp_path_factory):
+    """4 short SMB recordings as unlabelled stores + truth stores, an index, and labels stores made
+    from the truth with 20% of the frames corrupted and given low confidence (a stand-in IDM)."""
+    from swag.convert import convert_recording
+    from swag.index import build_index, write_index
+    from swag.recording import record_episode
+    from swag.store import open_store, write_array_store
+
+    root = tmp_path_factory.mktemp("vpt")
+    stores = []
+    for i, style in enumerate(["cautious", "speedy", "speedy", "cautious", "jumpy"]):
+        prefix = root / "raw" / f"1-1_{style}_{i:03d}"
+        record_episode("smb1", "1-1", style, i, 150, prefix, progress_bar=False)
+        store = root / "zarr" / "smb1" / f"{prefix.name}.zarr"
+        convert_recording(prefix, store, height=30, width=32, fps=20, chunk_frames=16,
+                          truth_path=root / "truth" / "smb1" / f"{prefix.name}.zarr", progress_bar=False)
+        stores.append(store)
+    index = build_index("vpt", stores, test_fraction=0.2, heldout_styles=["jumpy"])
+    for entry, split in zip(sorted(index["stores"], key=lambda e: e["path"]),
+                            ["train", "train", "unseen_style", "train", "test"]):  # sorted: c0 c3 j4 s1 s2
+        entry["split"] = split  # fixed here so the test does not hang on the hash of five names
+    write_index(index, root / "index.json")
+    rng = np.random.default_rng(0)
+    for entry in index["stores"]:
+        truth = open_store(entry["truth"], need_frames=False).actions
+        wrong = rng.random(len(truth)) < 0.2
+        actions = np.where(wrong, rng.integers(0, 256, len(truth)), truth).astype(np.uint8)
+        confidence = np.where(wrong, 0.3, 0.9).astype(np.float32)
+        write_array_store(root / "labels" / "smb1" / Path(entry["path"]).name,
+                          {"actions": actions, "probs": to_multihot(actions).astype(np.float16),
+                           "confidence": confidence}, {"kind": "labels", "store": entry["path"]})
+    config = yaml.safe_load((Path(__file__).parent / "config" / "tiny.yaml").read_text())
+    config["vpt"] = TINY_VPT
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def run_swag(*args, cwd=None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([*SWAG, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def test_confidence_threshold_drops_low_confidence_frames(vpt_dataset):
+    from swag.policy import frame_weights, weighted_labels
+
+    confidence = np.array([0.3, 0.9, 0.5, 0.95], np.float32)
+    actions = np.array([1, 0, 128, 130], np.uint8)
+    np.testing.assert_allclose(frame_weights(actions, confidence, "drop", 0.5, False), [0, 1, 1, 1])
+    np.testing.assert_allclose(frame_weights(actions, confidence, "confidence", 0.5, True), [0, 0, 0.5, 0.95])
+    np.testing.assert_allclose(frame_weights(actions, None, "confidence", 0.5, False), [1, 1, 1, 1])
+    labels = sorted(str(p) for p in (vpt_dataset / "labels" / "smb1").iterdir())
+    paths, kept = weighted_labels(labels, vpt_dataset / "weighted", "drop", 0.5, False)
+    total_confident = sum(int((open_store_conf(p) >= 0.5).sum()) for p in labels)
+    assert kept["kept_frames"] == total_confident < kept["frames"]
+    assert len(paths) == len(labels)
+
+
+def open_store_conf(path):
+    from swag.store import open_store
+
+    return open_store(path, need_frames=False).group["confidence"][:]
+
+
+@pytest.mark.slow
+def test_train_vpt_resumes_after_sigterm_then_evaluates(vpt_dataset, tmp_path):
+    out = tmp_path / "vpt"
+    args = ["train-vpt", "--config", vpt_dataset / "config.yaml", "--index", vpt_dataset / "index.json",
+            "--labels", vpt_dataset / "labels", "--out", out, "--weighting", "drop", "--min-confidence", "0.5"]
+    process = subprocess.Popen([*SWAG, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while not (out / "checkpoint.pt").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 143, output
+    import torch
+
+    interrupted_at = torch.load(out / "checkpoint.pt", weights_only=False)["step"]
+    assert 0 < interrupted_at < 40 and not (out / "model.pt").exists()
+    resumed = run_swag(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f" {interrupted_at}/40 [00:00<?" in resumed.stderr  # the progress bar starts where it stopped
+    log = json.loads((out / "train_log.json").read_text())
+    assert log["steps"] == 40 and log["model_config"]["causal"] is True
+    labels = json.loads((out / "policy_labels.json").read_text())
+    assert labels["oracle"] is False and 0 < labels["kept"]["fit"]["kept_frames"] < labels["kept"]["fit"]["frames"]
+
+    oracle = run_swag("train-vpt", "--config", vpt_dataset / "config.yaml", "--index", vpt_dataset / "index.json",
+                      "--labels", "truth", "--out", tmp_path / "oracle")
+    assert oracle.returncode == 0, oracle.stderr
+    assert json.loads((tmp_path / "oracle" / "policy_labels.json").read_text())["oracle"] is True
+
+    evaluated = tmp_path / "eval"
+    common = ["--game", "smb1:1-1", "--episodes", "2", "--max-steps", "40", "--workers", "1", "--videos", "1"]
+    for name, extra in [("vpt", ["--checkpoint", out / "model.pt", "--index", vpt_dataset / "index.json"]),
+                        ("random", ["--agent", "random", "--index", vpt_dataset / "index.json",
+                                    "--labels", vpt_dataset / "labels"])]:
+        done = run_swag("evaluate-vpt", evaluated, "--name", name, *extra, *common)
+        assert done.returncode == 0, done.stderr
+    vpt = json.loads((evaluated / "vpt.json").read_text())
+    assert 0 <= vpt["offline"]["action_accuracy"] <= 1 and vpt["offline"]["splits"]["test"]["frames"] > 0
+    assert 0 < vpt["games"]["smb1:1-1"]["progress_mean"] <= 1
+    random_actions = json.loads((evaluated / "random.json").read_text())["agent"]["actions"]
+    assert 1 < len(random_actions) < 256
+    table = run_swag("results-table", evaluated / "vpt.json", evaluated / "random.json", "--out", tmp_path / "table")
+    assert table.returncode == 0, table.stderr
+    markdown = (tmp_path / "table.md").read_text()
+    assert markdown.index("| random |") < markdown.index("| vpt |")
+    assert (tmp_path / "table.png").stat().st_size > 1000
+
+    missing = run_swag("train-vpt", "--config", vpt_dataset / "config.yaml", "--index", vpt_dataset / "index.json",
+                       "--labels", tmp_path / "nowhere", "--out", tmp_path / "x")
+    assert missing.returncode == 1 and missing.stderr.strip().count("\n") == 0
+    assert missing.stderr.startswith("swag: error:") and "nowhere" in missing.stderr
