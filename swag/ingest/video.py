@@ -75,7 +75,7 @@ def _open(path: Path) -> tuple[av.container.InputContainer, av.video.stream.Vide
     try:
         container = av.open(os.fspath(path), mode="r")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
-        raise SwagError(f"{path}: not a video FFmpeg can read ({error})") from None
+        raise SwagError(f"{path}: not a video FFmpeg can read, or truncated ({error})") from None
     if not container.streams.video:
         container.close()
         raise SwagError(f"{path}: has no video stream")
@@ -231,6 +231,50 @@ def to_pipeline(picture: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
 
 
+# Y'CbCr -> R'G'B' for limited-range video: rows R, G, B over (Y - 16, Cb - 128, Cr - 128).
+_LIMITED = {
+    601: np.array([[1.164383, 0.0, 1.596027], [1.164383, -0.391762, -0.812968], [1.164383, 2.017232, 0.0]]),
+    709: np.array([[1.164383, 0.0, 1.792741], [1.164383, -0.213249, -0.532909], [1.164383, 2.112402, 0.0]]),
+}
+_YUV420 = ("yuv420p", "yuvj420p")
+
+
+def _plane(frame: av.VideoFrame, index: int) -> np.ndarray:
+    """A zero-copy uint8 (rows, line_size) view of one plane of a decoded frame."""
+    plane = frame.planes[index]
+    return np.frombuffer(plane, np.uint8, count=plane.line_size * plane.height).reshape(plane.height, -1)
+
+
+def frame_to_pipeline(frame: av.VideoFrame, crop: Crop, height: int, width: int) -> np.ndarray:
+    """Decoded frame -> uint8 (height, width, 3) RGB of the game picture.
+
+    For 4:2:0 video (nearly all of it) the crop is resized in Y'CbCr, straight to the
+    pipeline size, and only then turned into RGB: the colour conversion of the whole
+    frame costs more than decoding it (measured in benchmarks/bench_ingest.py). One
+    INTER_AREA resize of the crop averages the same source pixels as the two of
+    `to_nes` + `to_pipeline` (the RGB path other formats take).
+    """
+    even = crop.x % 2 == 0 and crop.y % 2 == 0 and crop.width % 2 == 0 and crop.height % 2 == 0
+    if frame.format.name not in _YUV420 or not even:
+        return to_pipeline(to_nes(frame.to_ndarray(format="rgb24"), crop), height, width)
+    x, y, w, h = crop.x, crop.y, crop.width, crop.height
+    luma = cv2.resize(_plane(frame, 0)[y : y + h, x : x + w], (width, height), interpolation=cv2.INTER_AREA)
+    blue = cv2.resize(_plane(frame, 1)[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2], (width, height),
+                      interpolation=cv2.INTER_AREA)
+    red = cv2.resize(_plane(frame, 2)[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2], (width, height),
+                     interpolation=cv2.INTER_AREA)
+    ycbcr = np.stack([luma, blue, red], axis=-1).astype(np.float32)  # (H, W, 3)
+    full_range = frame.format.name == "yuvj420p" or int(frame.color_range) == 2
+    matrix = _LIMITED[709 if int(frame.colorspace) == 1 else 601]  # 1 = BT.709; unspecified is BT.601
+    if full_range:
+        ycbcr -= (0.0, 128.0, 128.0)
+        matrix = matrix * np.array([[1 / 1.164383, 255 / 224, 255 / 224]])
+    else:
+        ycbcr -= (16.0, 128.0, 128.0)
+    rgb = ycbcr @ matrix.T.astype(np.float32)
+    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+
+
 def iter_resampled(path: Path, fps: float) -> Iterator[tuple[av.VideoFrame, float]]:
     """(decoded frame, its source time in seconds) for each output step at `fps`, by presentation time.
 
@@ -317,7 +361,7 @@ def ingest_video(
             "scale": crop.scale,
             "crop_samples": samples,
             "border_threshold": BORDER_THRESHOLD,
-            "resize": "cv2.INTER_AREA to 256x240, then cv2.INTER_AREA",
+            "resize": "cv2.INTER_AREA of the crop (in Y'CbCr for 4:2:0 video)",
             "resample": "frame on screen at t0 + k / fps",
             "swag_version": swag.__version__,
         },
@@ -332,10 +376,9 @@ def ingest_video(
         with tqdm(total=expected, unit="frame", desc=f"ingest {video.name}", disable=not progress,
                   mininterval=1.0) as bar:
             for frame, time in iter_resampled(video, fps):
-                image = frame.to_ndarray(format="rgb24")
-                if image.shape[:2] != (info.height, info.width):
-                    raise SwagError(f"{video}: frame size changes mid-video ({image.shape[1]}x{image.shape[0]})")
-                batch[filled] = to_pipeline(to_nes(image, crop), height, width)
+                if (frame.height, frame.width) != (info.height, info.width):
+                    raise SwagError(f"{video}: frame size changes mid-video ({frame.width}x{frame.height})")
+                batch[filled] = frame_to_pipeline(frame, crop, height, width)
                 times[filled] = time
                 filled += 1
                 count += 1
@@ -347,9 +390,10 @@ def ingest_video(
                 writer.append(batch[:filled], None, {"source_time": times[:filled]})
         if count == 0:
             raise SwagError(f"{video}: video is shorter than one frame at {fps:g} fps")
-        if info.frames and info.fps and count < 0.9 * math.floor(info.frames / info.fps * fps):
-            raise SwagError(f"{video}: video is truncated ({count} frames at {fps:g} fps decoded, "
-                            f"the container promises {info.frames} at {info.fps:g} fps)")
+        promised = info.frames / info.fps if info.frames and info.fps else info.duration  # seconds
+        if promised and count < 0.9 * math.floor(promised * fps):
+            raise SwagError(f"{video}: video is truncated (decoded {count / fps:.1f} s, "
+                            f"the container promises {promised:.1f} s)")
     log.info("ingested %s: crop %dx%d at (%d, %d), %d frames at %g fps into %s", video, crop.width, crop.height,
              crop.x, crop.y, count, fps, out)
     return {**attrs, "frames": count, "fps": float(fps), "height": height, "width": width, "has_actions": False}
