@@ -109,6 +109,8 @@ AccountingStoragePort=6819
 AccountingStorageTRES=gres/gpu
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=5
+# sacct then shows the plugin's job comment, which names the rule and wildcards.
+AccountingStoreFlags=job_comment
 $hardware Gres=gpu:1 State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
@@ -134,8 +136,14 @@ StorageLoc=slurm_acct_db
 EOF
     chmod 600 "$STATE/slurmdbd.conf.new"
     local name
+    CONFIG_CHANGED=0
     for name in slurm.conf gres.conf slurmdbd.conf; do
-        mv "$STATE/$name.new" "$STATE/$name"
+        if cmp -s "$STATE/$name.new" "$STATE/$name"; then
+            rm -f "$STATE/$name.new"
+        else
+            mv "$STATE/$name.new" "$STATE/$name"
+            CONFIG_CHANGED=1
+        fi
         # SLURM_CONF alone is not enough: the jobstep plugin strips SLURM_* before srun.
         local target=/etc/slurm/$name
         if [[ -e $target && ! -L $target ]]; then
@@ -230,22 +238,30 @@ stop_pidfile() {  # stop_pidfile NAME FILE: SIGTERM, wait up to 15 s, then SIGKI
 cmd_start() {
     ((EUID == 0)) || die 4 "must run as root (it installs packages and starts daemons)"
     mkdir -p "$STATE" /etc/slurm
-    if pid_alive "$STATE/slurmctld.pid" && pid_alive "$STATE/slurmd.pid" && node_up; then
-        log "already running (node $NODE $(node_state))"
-        return 0
-    fi
     install_packages
     write_configs
+    if pid_alive "$STATE/slurmctld.pid" && pid_alive "$STATE/slurmd.pid" && node_up; then
+        if ((CONFIG_CHANGED == 0)); then
+            log "already running (node $NODE $(node_state))"
+            return 0
+        fi
+        log "configuration changed: restarting the SLURM daemons"
+        stop_slurm_daemons
+    fi
     start_munge
     start_mariadb
     start_slurm
     log "up: node $NODE $(node_state), partition $PARTITION, account $ACCOUNT, state in $STATE"
 }
 
-cmd_stop() {
+stop_slurm_daemons() {
     stop_pidfile slurmd "$STATE/slurmd.pid"
     stop_pidfile slurmctld "$STATE/slurmctld.pid"
     stop_pidfile slurmdbd "$STATE/slurmdbd.pid"
+}
+
+cmd_stop() {
+    stop_slurm_daemons
     stop_pidfile mariadb "$STATE/mariadb.pid"
     if [[ -e $STATE/munged.ours ]]; then
         stop_pidfile munged /run/munge/munged.pid
