@@ -38,27 +38,30 @@ def recording_prefix(path: str | os.PathLike) -> str:
     return text
 
 
+_KIND = {bool: 0, int: 1, float: 2}  # JSON number types, narrowest first
+_DTYPES = (np.bool_, np.int64, np.float64)
+
+
 def _scan_jsonl(path: Path) -> tuple[np.ndarray, dict[str, type]]:
     """First pass over the jsonl: actions uint8 (T,), and the info keys that are numeric on every line
     with the narrowest numpy type that holds them all (bool < int64 < float64)."""
     actions: list[int] = []
-    kinds: dict[str, int] | None = None  # key -> 0 bool, 1 int, 2 float
+    kinds: dict[str, int] | None = None  # key -> index into _DTYPES
     for line in recording.iter_jsonl(path):
         actions.append(line["action"])
         info = line.get("info") or {}
-        line_kinds = {}
-        for key, value in info.items():
-            if isinstance(value, bool):
-                line_kinds[key] = 0
-            elif isinstance(value, int):
-                line_kinds[key] = 1 if -(2**63) <= value < 2**63 else 2
-            elif isinstance(value, float):
-                line_kinds[key] = 2
         if kinds is None:
-            kinds = line_kinds
-        else:
-            kinds = {key: max(kind, line_kinds[key]) for key, kind in kinds.items() if key in line_kinds}
-    dtypes = {key: (np.bool_, np.int64, np.float64)[kind] for key, kind in sorted((kinds or {}).items())}
+            kinds = {key: _KIND[type(value)] for key, value in info.items() if type(value) in _KIND}
+        for key in list(kinds):
+            value = info.get(key)
+            kind = _KIND.get(type(value))
+            if kind is None:
+                del kinds[key]  # missing or not a number on this line
+            elif kind == 1 and not -(2**63) <= value < 2**63:
+                kinds[key] = 2  # an integer beyond int64 is kept as a float
+            elif kind > kinds[key]:
+                kinds[key] = kind
+    dtypes = {key: _DTYPES[kind] for key, kind in sorted((kinds or {}).items())}
     return np.array(actions, dtype=np.uint8), dtypes
 
 

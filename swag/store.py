@@ -23,6 +23,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
@@ -99,9 +101,10 @@ def atomic_store_path(path: str | os.PathLike) -> Iterator[Path]:
 class StoreWriter:
     """Streams frames (and actions, info) into a new store; a context manager.
 
-    Holds at most one chunk of frames in memory and writes whole chunks, resizing
-    the arrays as it goes. Actions and info are a few bytes per frame, so they are
-    kept in memory and written once on close.
+    Writes whole chunks, resizing the frames array as it goes, on a background thread so
+    that compression overlaps the caller's decoding: at most two chunks of frames are in
+    memory (one filling, one being written). Actions and info are a few bytes per frame,
+    so they are kept in memory and written once on close.
 
         with StoreWriter(path, height=60, width=64, fps=20, attrs={...}) as writer:
             writer.append(frames, actions, {"x_pos": x})
@@ -129,7 +132,7 @@ class StoreWriter:
         self.has_actions = bool(has_actions)
         self.info_keys = tuple(info_keys)
         self.compressor = compressor if compressor is not None else default_compressor()
-        self.frames_written = 0  # frames flushed to the zarr array
+        self.frames_written = 0  # frames handed to the zarr array (written, or being written)
         self._context: contextlib.AbstractContextManager[Path] | None = None
 
     # The store lives under a temp path until __exit__ renames it.
@@ -150,7 +153,10 @@ class StoreWriter:
             self._context.__exit__(*sys.exc_info())
             raise
         self._buffer = np.empty((self.chunk_frames, self.height, self.width, 3), np.uint8)
+        self._spare = np.empty_like(self._buffer)  # the chunk being written while _buffer fills
         self._buffered = 0
+        self._chunk_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._pending: Future | None = None
         self._actions: list[np.ndarray] = []
         self._info: dict[str, list[np.ndarray]] = {key: [] for key in self.info_keys}
         return self
@@ -184,16 +190,19 @@ class StoreWriter:
                 if actions.size and (actions.min() < 0 or actions.max() > 255):
                     raise ValueError(f"{self.path}: actions must be bytes (0..255)")
                 actions = actions.astype(np.uint8)
-            self._actions.append(actions.copy())
         elif actions is not None:
             raise ValueError(f"{self.path}: store was opened with has_actions=False, but got actions")
-        info = dict(info or {})
+        info = {key: np.asarray(values) for key, values in (info or {}).items()}
         if set(info) != set(self.info_keys):
             raise ValueError(f"{self.path}: info keys {sorted(info)} differ from declared {sorted(self.info_keys)}")
         for key, values in info.items():
-            values = np.asarray(values)
             if values.shape != (n,):
                 raise ValueError(f"{self.path}: info {key!r} must have shape ({n},), got {values.shape}")
+
+        # All checked: only now change state, so a refused append leaves the writer as it was.
+        if self.has_actions:
+            self._actions.append(actions.copy())
+        for key, values in info.items():
             self._info[key].append(values.copy())
 
         # Fill the one-chunk buffer; flush it whenever it is full.
@@ -209,36 +218,37 @@ class StoreWriter:
     def _flush(self) -> None:
         if self._buffered == 0:
             return
-        stop = self.frames_written + self._buffered
-        self.frames.resize((stop, self.height, self.width, 3))
-        self.frames[self.frames_written : stop] = self._buffer[: self._buffered]
+        self._wait()  # the previous chunk is on disk and _spare is free again
+        start, stop = self.frames_written, self.frames_written + self._buffered
+        self._pending = self._chunk_writer.submit(self._write_chunk, start, stop, self._buffer[: self._buffered])
+        self._buffer, self._spare = self._spare, self._buffer
         self.frames_written = stop
         self._buffered = 0
 
+    def _write_chunk(self, start: int, stop: int, chunk: np.ndarray) -> None:
+        self.frames.resize((stop, self.height, self.width, 3))
+        self.frames[start:stop] = chunk
+
+    def _wait(self) -> None:
+        """Block until the chunk being written is done; re-raise its error here."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
     def _finish(self) -> None:
         self._flush()
+        self._wait()
         total = self.frames_written
         # Small per-frame arrays: one chunk each unless the episode is very long.
-        small_chunk = (max(1, min(total, 1 << 20)),)
+        small: dict[str, np.ndarray] = {}
         if self.has_actions:
-            actions = np.concatenate(self._actions) if self._actions else np.zeros(0, np.uint8)
-            array = self.group.create_array(
-                "actions", shape=(total,), chunks=small_chunk, dtype="uint8", compressors=self.compressor,
-                dimension_names=("time",),
-            )
-            if total:
-                array[:] = actions
+            small["actions"] = np.concatenate(self._actions) if self._actions else np.zeros(0, np.uint8)
+        for key in self.info_keys:
+            parts = self._info[key]
+            small[f"info/{key}"] = np.concatenate(parts) if parts else np.zeros(0, np.float64)
         if self.info_keys:
-            info_group = self.group.create_group("info")
-            for key in self.info_keys:
-                parts = self._info[key]
-                values = np.concatenate(parts) if parts else np.zeros(0, np.float64)
-                array = info_group.create_array(
-                    key, shape=(total,), chunks=small_chunk, dtype=values.dtype, compressors=self.compressor,
-                    dimension_names=("time",),
-                )
-                if total:
-                    array[:] = values
+            self.group.create_group("info")
+        _write_arrays_concurrently(self.temp_path, small, self.compressor)
         attrs = {
             **self.attrs,
             "format_version": FORMAT_VERSION,
@@ -253,15 +263,45 @@ class StoreWriter:
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         assert self._context is not None
-        if exc_type is None:
-            try:
+        try:
+            if exc_type is None:
                 self._finish()
-            except BaseException:
-                self._context.__exit__(*sys.exc_info())
-                raise
-        self._buffer = None  # free the chunk before the rename
+        except BaseException:
+            self._chunk_writer.shutdown(wait=True)
+            self._context.__exit__(*sys.exc_info())
+            raise
+        finally:
+            self._buffer = self._spare = None  # free the chunks before the rename
+        # on an error, let the chunk in flight finish before its directory is removed
+        self._chunk_writer.shutdown(wait=True)
         self._context.__exit__(exc_type, exc, traceback)
         self._context = None
+
+
+def _write_arrays_concurrently(path: Path, arrays: Mapping[str, np.ndarray], compressor: Any) -> None:
+    """Create and fill many small 1-D arrays at once. One by one, zarr spends ~5 ms of event-loop
+    round trips on each, and a game's 30-odd info fields would cost more than a short episode's frames."""
+    if not arrays:
+        return
+    import asyncio
+
+    import zarr.api.asynchronous as zarr_async
+    from zarr.core.sync import sync
+
+    async def write_all() -> None:
+        group = await zarr_async.open_group(path, mode="r+", zarr_format=3)
+
+        async def write_one(name: str, values: np.ndarray) -> None:
+            array = await group.create_array(
+                name, shape=values.shape, chunks=(max(1, min(len(values), 1 << 20)),), dtype=values.dtype,
+                compressors=compressor, dimension_names=("time",),
+            )
+            if len(values):
+                await array.setitem(slice(None), values)
+
+        await asyncio.gather(*(write_one(name, values) for name, values in arrays.items()))
+
+    sync(write_all())
 
 
 def write_array_store(

@@ -221,3 +221,19 @@ def test_index_summary_and_errors(tmp_path):
         build_index("idm", [a, a], 0.2, [])
     with pytest.raises(SwagError, match=r"missing\.zarr: store not found"):
         build_index("idm", [a, str(tmp_path / "missing.zarr")], 0.2, [])
+
+
+def test_info_types_follow_every_line(tmp_path):
+    from swag.convert import _scan_jsonl
+
+    lines = [{"frame": 0, "action": 1, "info": {"a": 1, "b": True, "c": 1.5, "s": "x", "e": 1, "big": 1, "g": True}},
+             {"frame": 1, "action": 2, "info": {"a": 2, "b": False, "c": 2, "e": 2.5, "big": 2**70, "g": 3}}]
+    (tmp_path / "ep.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    actions, dtypes = _scan_jsonl(tmp_path / "ep.jsonl")
+    np.testing.assert_array_equal(actions, [1, 2])
+    # strings and keys missing on a line are left out; mixed numbers widen
+    assert dtypes == {"a": np.int64, "b": np.bool_, "big": np.float64, "c": np.float64, "e": np.float64,
+                      "g": np.int64}
+    (tmp_path / "bad.jsonl").write_text('{"frame": 0, "action": 1}\n{"frame": 5, "action": 1}\n')
+    with pytest.raises(SwagError, match=r"bad\.jsonl: line 2 has frame 5, expected 1"):
+        _scan_jsonl(tmp_path / "bad.jsonl")
