@@ -29,6 +29,7 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -208,10 +209,13 @@ def run_episode(episode: Episode, agent=None, env=None) -> dict:
 
 
 def _worker_init() -> None:
-    import torch
-
-    # one emulator per worker and a small model: more threads only fight the other workers
-    torch.set_num_threads(1)
+    # One emulator per worker and a small model: more threads only fight the other workers.
+    # Set through the environment, so that workers of agents without a model never import torch
+    # (seconds per worker at start-up); a model agent's torch reads it when first imported.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 def _run(episode: Episode) -> tuple[Episode, dict]:
@@ -281,8 +285,7 @@ def evaluate_agents(specs: list[AgentSpec], game_levels: list[tuple[str, str | N
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     done: dict[tuple[str, str], list[dict]] = {}
     bar = tqdm(total=len(jobs), desc="rollouts", unit="episode", disable=not show_progress)
-    if workers <= 1:
-        _worker_init()
+    if workers <= 1:  # in this process, with the caller's torch threads
         for job in jobs:
             done.setdefault((job.spec.name, game_key(job.game, job.level)), []).append(run_episode(job))
             bar.update()
@@ -350,49 +353,40 @@ def offline_metrics(model, store_paths: list[str], label_paths: list[str], batch
     """Greedy predictions of a causal policy on held-out recordings against their true actions.
 
     Each store is cut into consecutive, non-overlapping windows of `sequence_length` frames (the
-    last one shorter), as the policy sees them in training, so action t is predicted from frames
-    of its window up to t. Returns exact-byte accuracy, per-button precision/recall/F1 and their
-    macro mean over the buttons that are pressed or predicted at least once.
+    last one shorter), as the policy sees them in training, so action t is predicted from the
+    frames of its window up to t. Scored by swag.evaluate.metrics (the IDM's metrics: exact match,
+    per-button precision/recall/F1, onset F1, SMB's A-visibility), plus `action_accuracy` (= the
+    exact match) and `button_f1_macro` over the buttons pressed or predicted at least once.
     """
     import torch
 
     from swag.data import load_labels
+    from swag.evaluate import a_visible, metrics
     from swag.store import open_store
 
     length = model.config.sequence_length
-    true_all, predicted_all = [], []
+    truth, predicted, visible = [], [], []
     for store_path, label_path in zip(store_paths, label_paths):
         store = open_store(store_path)
         actions, _ = load_labels(store, label_path)
-        frames = store.frames
         starts = list(range(0, len(store), length))
+        store_predictions = []
         for first in range(0, len(starts), batch_windows):
-            group = starts[first:first + batch_windows]
-            windows = [np.asarray(frames[s:s + length]) for s in group]
-            for size in sorted({len(w) for w in windows}):  # the short last window goes alone
-                same = [w for w in windows if len(w) == size]
+            windows = [np.asarray(store.frames[s:s + length]) for s in starts[first:first + batch_windows]]
+            for size in dict.fromkeys(len(w) for w in windows):  # the short last window goes alone, in order
                 with torch.no_grad():
-                    logits, _ = model(torch.from_numpy(np.stack(same)))
-                    predicted, _ = model.predict(logits)
-                predicted_all.append(predicted.numpy().reshape(-1))
-                true_all.append(np.concatenate([actions[s:s + size] for s, w in zip(group, windows)
-                                                if len(w) == size]))
-    if not true_all:
-        raise SwagError("offline evaluation: no held-out frames")
-    true, predicted = np.concatenate(true_all).astype(np.uint8), np.concatenate(predicted_all).astype(np.uint8)
-    true_pressed, predicted_pressed = to_multihot(true), to_multihot(predicted)
-    per_button = {}
-    for i, name in enumerate(BUTTONS):
-        tp = int((true_pressed[:, i] & predicted_pressed[:, i]).sum())
-        fp = int((~true_pressed[:, i] & predicted_pressed[:, i]).sum())
-        fn = int((true_pressed[:, i] & ~predicted_pressed[:, i]).sum())
-        per_button[name] = {"precision": tp / (tp + fp) if tp + fp else None,
-                            "recall": tp / (tp + fn) if tp + fn else None,
-                            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None,
-                            "support": tp + fn}
-    f1s = [b["f1"] for b in per_button.values() if b["f1"] is not None]
-    return {"frames": int(len(true)), "action_accuracy": float((true == predicted).mean()),
-            "button_f1_macro": float(np.mean(f1s)) if f1s else None, "buttons": per_button}
+                    logits, _ = model(torch.from_numpy(np.stack([w for w in windows if len(w) == size])))
+                    store_predictions.append(model.predict(logits)[0].numpy().reshape(-1))
+        truth.append(np.asarray(actions, np.uint8))
+        predicted.append(np.concatenate(store_predictions).astype(np.uint8))
+        visible.append(a_visible(actions, store.info["y_pos"][:]) if "y_pos" in store.info else None)
+    if not truth:
+        raise SwagError("offline evaluation: no held-out recordings")
+    result = metrics(truth, predicted, visible)
+    used = [b["f1"] for b in result["buttons"].values() if b["support"] or b["fp"]]
+    result["action_accuracy"] = result["exact_match"]
+    result["button_f1_macro"] = float(np.mean(used)) if used else None
+    return result
 
 
 def label_actions(index_path, labels) -> list[int]:
