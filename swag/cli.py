@@ -235,7 +235,7 @@ def evaluate_vpt_command(
                                                        "(model), or the random agent's label bytes.")] = None,
     labels: Annotated[Optional[str], typer.Option(help="Random agent: draw from the bytes in these labels of the "
                                                        "index's train split (folder or 'truth'); default all 256.")] = None,
-    style: Annotated[str, typer.Option(help="Demonstrator style.")] = "cautious",
+    style: Annotated[str, typer.Option(help="Demonstrator style, or 'mixed' (a style per episode, by seed).")] = "cautious",
     episodes: Annotated[int, typer.Option(help="Seeded episodes per game.")] = 8,
     max_steps: Annotated[int, typer.Option(help="Policy steps per episode (at --fps).")] = 600,
     fps: Annotated[float, typer.Option(help="Policy frame rate: data.fps; each action is held for 60/fps frames.")] = 20,

@@ -97,17 +97,20 @@ class DemonstratorAgent(Agent):
     """The scripted player that made the data: the ceiling a cloned policy can reach.
 
     It reads the emulator's RAM, so it needs the env at reset, and it plays at 60 Hz, as when
-    it recorded the training data (the policy only acts at `data.fps`).
+    it recorded the training data (the policy only acts at `data.fps`). style "mixed" plays
+    each episode in one of the styles, chosen by the episode seed, like a dataset of all styles.
     """
 
     acts_every_frame = True
 
     def __init__(self, game: str, style: str = "cautious", name: str = "demonstrator"):
-        from swag.demonstrators import make_demonstrator
+        from swag.demonstrators import STYLES, make_demonstrator
 
         self.game, self.style, self.name = game, style, name
+        self.styles = tuple(STYLES) if style == "mixed" else (style,)
         self._make = make_demonstrator
-        self._make(game, style, 0)  # fail now, not in a worker, for an unknown game or style
+        for each in self.styles:  # fail now, not in a worker, for an unknown game or style
+            self._make(game, each, 0)
         self.demo = None
         self.env = None
 
@@ -115,7 +118,7 @@ class DemonstratorAgent(Agent):
         if env is None:
             raise ValueError("DemonstratorAgent.reset needs the env: the player reads the game's RAM")
         self.env = env
-        self.demo = self._make(self.game, self.style, int(seed))
+        self.demo = self._make(self.game, self.styles[int(seed) % len(self.styles)], int(seed))
         self.demo.reset(env, info)
 
     def act(self, frame, info=None):
