@@ -4,7 +4,7 @@ The file is what `make-web-video` produces: SMB 1-1 play upscaled x3 into 1280x7
 30 fps, H.264 crf 26, 2 s keyframe interval. Ingest (both passes: keyframe sampling for
 the crop, then decode + resample + crop + resize + store) must keep at least 0.7x the
 speed of decoding alone. Both decoders use the same threading (PyAV "AUTO"), and the
-two are timed alternately, best of three each, so machine noise hits both alike.
+two are timed alternately, best of five each, so machine noise hits both alike.
 """
 
 from __future__ import annotations
@@ -56,24 +56,30 @@ def run() -> list[dict]:
         video = work / "web.mp4"
         _make_video(video, 2400)  # 40 s of play -> 1200 frames at 30 fps
         frames = _decode_only(video)
-        decode_times, ingest_times = [], []
-        for attempt in range(3):
-            started = time.perf_counter()
+        # Wall time is what a user waits; CPU time (this process, all its threads) is what the
+        # work costs, and is far less disturbed by other jobs on a shared machine.
+        decode_wall, decode_cpu, ingest_wall, ingest_cpu = [], [], [], []
+        for attempt in range(5):
+            wall, cpu = time.perf_counter(), time.process_time()
             _decode_only(video)
-            decode_times.append(time.perf_counter() - started)
-            started = time.perf_counter()
+            decode_wall.append(time.perf_counter() - wall)
+            decode_cpu.append(time.process_time() - cpu)
+            wall, cpu = time.perf_counter(), time.process_time()
             ingest_video(video, work / f"out{attempt}.zarr", height=60, width=64, fps=20, progress=False)
-            ingest_times.append(time.perf_counter() - started)
-        decode_fps = frames / min(decode_times)
-        ingest_fps = frames / min(ingest_times)
-        return [{
-            "benchmark": "ingest-video 1280x720 -> 64x60@20 fps",
-            "measured": ingest_fps,
-            "reference": decode_fps,
-            "ratio": ingest_fps / decode_fps,
-            "unit": "source fps",
-            "goal": ">= 0.7x PyAV decode-only",
-        }]
+            ingest_wall.append(time.perf_counter() - wall)
+            ingest_cpu.append(time.process_time() - cpu)
+        rows = []
+        for kind, decode, ingest in (("wall", decode_wall, ingest_wall), ("cpu", decode_cpu, ingest_cpu)):
+            decode_fps, ingest_fps = frames / min(decode), frames / min(ingest)
+            rows.append({
+                "benchmark": f"ingest-video 1280x720 -> 64x60@20 ({kind})",
+                "measured": ingest_fps,
+                "reference": decode_fps,
+                "ratio": ingest_fps / decode_fps,
+                "unit": "source fps" if kind == "wall" else "fps per cpu-s",
+                "goal": ">= 0.7x PyAV decode-only",
+            })
+        return rows
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

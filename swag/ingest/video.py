@@ -20,6 +20,7 @@ Two streaming passes; neither holds more than one decoded frame plus small stati
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -263,16 +264,21 @@ def frame_to_pipeline(frame: av.VideoFrame, crop: Crop, height: int, width: int)
                       interpolation=cv2.INTER_AREA)
     red = cv2.resize(_plane(frame, 2)[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2], (width, height),
                      interpolation=cv2.INTER_AREA)
-    ycbcr = np.stack([luma, blue, red], axis=-1).astype(np.float32)  # (H, W, 3)
     full_range = frame.format.name == "yuvj420p" or int(frame.color_range) == 2
-    matrix = _LIMITED[709 if int(frame.colorspace) == 1 else 601]  # 1 = BT.709; unspecified is BT.601
+    transform = _ycbcr_to_rgb(709 if int(frame.colorspace) == 1 else 601, full_range)
+    # cv2.transform: one affine map per pixel, rounded and saturated to uint8.
+    return cv2.transform(cv2.merge([luma, blue, red]), transform)
+
+
+@functools.cache
+def _ycbcr_to_rgb(standard: int, full_range: bool) -> np.ndarray:
+    """float (3, 4) affine map from (Y', Cb, Cr) to (R', G', B'); unspecified colourspaces decode as BT.601."""
+    matrix = _LIMITED[standard]
+    offset = np.array([16.0, 128.0, 128.0])
     if full_range:
-        ycbcr -= (0.0, 128.0, 128.0)
         matrix = matrix * np.array([[1 / 1.164383, 255 / 224, 255 / 224]])
-    else:
-        ycbcr -= (16.0, 128.0, 128.0)
-    rgb = ycbcr @ matrix.T.astype(np.float32)
-    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+        offset = np.array([0.0, 128.0, 128.0])
+    return np.concatenate([matrix, -(matrix @ offset)[:, None]], axis=1)
 
 
 def iter_resampled(path: Path, fps: float) -> Iterator[tuple[av.VideoFrame, float]]:
