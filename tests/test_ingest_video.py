@@ -113,6 +113,32 @@ def test_snap_recovers_black_game_rows_hidden_in_the_bars():
     assert snap_to_nes((382, 898, 119, 601), 1280, 720) == Crop(384, 120, 512, 480)
 
 
+def test_make_web_video_then_ingest_through_the_cli(smb_frames, tmp_path):
+    from swag.recording import RecordingWriter
+
+    prefix = tmp_path / "rec"
+    meta = {"game": "smb1", "level": "1-1", "rom_sha1": games.get("smb1").rom_sha1, "demonstrator": "test",
+            "style": "test", "seed": 0}
+    with RecordingWriter(prefix, meta) as writer:
+        for frame in smb_frames[:120]:
+            writer.write(frame, 128, {})
+    video = tmp_path / "web.mp4"
+    swag = [sys.executable, "-m", "swag"]
+    made = subprocess.run([*swag, "make-web-video", str(prefix), str(video), "--seed", "3", "--canvas", "854x480"],
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    sidecar = __import__("json").loads(video.with_suffix(".web.json").read_text())
+    assert sidecar["frames"] == 60 and sidecar["canvas_width"] == 854 and 23 <= sidecar["crf"] <= 28
+    assert "actions" not in sidecar  # the truth stays with the recording
+    out = tmp_path / "web.zarr"
+    done = subprocess.run([*swag, "ingest-video", str(video), str(out), "--height", "60", "--width", "64",
+                           "--fps", "15"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    store = open_store(out)
+    assert len(store) == 30
+    assert store.attrs["provenance"]["crop"] == sidecar["crop"]
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 

@@ -13,9 +13,11 @@ Two streaming passes; neither holds more than one decoded frame plus small stati
    game rows at an edge), and its scale to a half-integer when it is within 1.5%.
 2. Decode every frame, resample to the target fps by presentation time (target frame k
    shows the source frame on screen at t0 + k / fps, as `swag.actions.frame_spans` does
-   for recordings), crop, resize to the NES 256x240 with cv2.INTER_AREA and then to the
-   configured size exactly as `swag.convert` resizes recordings. Each output frame's
-   source time is kept in `info/source_time`.
+   for recordings), crop, and resize with cv2.INTER_AREA to the configured size, as
+   `swag.convert` resizes recordings (one area resize of the crop averages the same
+   pixels as going through 256x240 first). 4:2:0 video is cropped and resized in
+   Y'CbCr and converted to RGB only at the pipeline size (`frame_to_pipeline`). Each
+   output frame's source time is kept in `info/source_time`.
 """
 
 from __future__ import annotations
