@@ -333,8 +333,9 @@ def record_episode(
     try:
         frame, info = env.reset(seed=int(seed))
         demo.reset(env, info)
-        bar = tqdm(total=max_frames, unit="frame", desc=f"record {game} {level or ''} {style} {seed}".replace("  ", " "),
-                   disable=not progress_bar, mininterval=1.0)
+        where = f"{game} {level}" if level else game
+        bar = tqdm(total=max_frames, unit="frame", desc=f"record {where} {style} {seed}", disable=not progress_bar,
+                   mininterval=1.0)
         with bar, RecordingWriter(prefix, meta) as writer:
             for _ in range(max_frames):
                 action = demo.act(env, info)
@@ -348,5 +349,5 @@ def record_episode(
             frames = writer.frames
     finally:
         env.close()
-    log.info("recorded %d frames of %s %s (%s, seed %d) to %s.mp4", frames, game, level or "", style, seed, prefix)
+    log.info("recorded %d frames of %s (%s, seed %d) to %s.mp4", frames, where, style, seed, prefix)
     return {**read_meta(prefix), "progress": dict(info.get("progress", {}))}
