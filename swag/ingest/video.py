@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 NES_HEIGHT, NES_WIDTH = 240, 256
 BORDER_THRESHOLD = 40  # max channel difference from the border colour that still counts as border
 MIN_SAMPLES = 12  # fewer keyframes than this: sample every k-th frame instead
-MAX_SAMPLES = 120
+MAX_SAMPLES = 120  # keyframes sampled, at most (about)
 ACTIVE_FRACTION = 0.25  # a row/column is content when this share of its pixels (relative to the best) is
 
 
@@ -106,24 +106,38 @@ def _decode_errors(path: Path):
 
 
 def iter_sample_frames(path: str | os.PathLike, info: VideoInfo) -> Iterator[np.ndarray]:
-    """RGB frames spread through the video, for finding the picture: its keyframes, or
-    every k-th frame when it has fewer than MIN_SAMPLES keyframes."""
+    """RGB frames spread through the video, one at a time, for finding the picture.
+
+    Keyframes first (at most about MAX_SAMPLES, evenly spaced in time when the duration
+    is known; the other packets are demuxed but never decoded); when the video has fewer
+    than MIN_SAMPLES keyframes, every k-th frame follows as well.
+    """
     path = Path(path)
-    keyframes: list[np.ndarray] = []
+    spacing = info.duration / MAX_SAMPLES if info.duration else 0.0  # seconds between sampled keyframes
+    yielded = 0
     container, stream = _open(path)
     with container:
         stream.thread_type = "AUTO"
+        time_base = float(stream.time_base) if stream.time_base else 0.0
+        next_time = -math.inf
         try:
             for packet in container.demux(stream):
-                if packet.is_keyframe or packet.size == 0:  # size 0: the flush packet at the end
-                    for frame in stream.decode(packet):
-                        keyframes.append(frame.to_ndarray(format="rgb24"))
-                        if len(keyframes) > MAX_SAMPLES:  # keep every other one: still spread evenly
-                            keyframes = keyframes[::2]
+                if packet.size == 0:  # the flush packet at the end
+                    frames = stream.decode(packet)
+                elif packet.is_keyframe:
+                    time = packet.pts * time_base if packet.pts is not None and time_base else next_time
+                    if time < next_time:
+                        continue
+                    next_time = time + spacing
+                    frames = stream.decode(packet)
+                else:
+                    continue
+                for frame in frames:
+                    yield frame.to_ndarray(format="rgb24")
+                    yielded += 1
         except av.error.FFmpegError:
             raise _decode_errors(path) from None
-    if len(keyframes) >= MIN_SAMPLES:
-        yield from keyframes
+    if yielded >= MIN_SAMPLES:
         return
     expected = info.frames or int(info.duration * info.fps) or MAX_SAMPLES
     stride = max(1, expected // (2 * MIN_SAMPLES))
