@@ -157,3 +157,19 @@ def test_cli_error_is_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith(f"swag: error: {path}:13: ") and result.stderr.count("\n") == 1
     assert not list(tmp_path.glob("x*"))
+
+
+def test_imported_movie_converts_to_a_store(tmp_path):
+    from swag.convert import convert_recording
+    from swag.store import open_store
+
+    actions = [0] * 20 + [nes_actions.BIT["right"]] * 40
+    path = tmp_path / "short.fm2"
+    path.write_text(_header() + _movie(actions))
+    import_fm2(path, tmp_path / "rec", progress=False)
+    attrs = convert_recording(tmp_path / "rec", tmp_path / "rec.zarr", height=30, width=32, fps=20,
+                              progress_bar=False)
+    store = open_store(tmp_path / "rec.zarr")
+    assert attrs["game"] == "smb1" and len(store) == 20
+    np.testing.assert_array_equal(store.actions, nes_actions.resample(np.array(actions, np.uint8), 60, 20))
+    assert "x_pos" in store.info and "fm2_command" in store.info

@@ -155,3 +155,19 @@ def test_rejects_malformed_layouts(emulated, tmp_path):
         import_smbdataset(tmp_path / "data", tmp_path / "raw", progress=False)
     with pytest.raises(SwagError, match="on-gap"):
         import_smbdataset(tmp_path / "data", tmp_path / "raw", on_gap="maybe", progress=False)
+
+
+def test_cli_gap_error_is_one_line_and_skip_works(emulated, tmp_path):
+    import subprocess
+    import sys
+
+    folder, _ = _make_episode(tmp_path / "data", emulated, skip_frames=(30,))
+    command = [sys.executable, "-m", "swag", "import-smbdataset", str(tmp_path / "data"), str(tmp_path / "raw")]
+    failed = subprocess.run(command, capture_output=True, text=True)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("swag: error: ") and failed.stderr.count("\n") == 1
+    assert "missing 30" in failed.stderr
+    done = subprocess.run([*command, "--on-gap", "skip"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert sorted(path.name for path in (tmp_path / "raw").glob("*.json")) == [
+        f"{folder.name}_s0.json", f"{folder.name}_s1.json"]
