@@ -126,14 +126,19 @@ class RecordingWriter:
     def __enter__(self) -> RecordingWriter:
         self.video_path.parent.mkdir(parents=True, exist_ok=True)
         video_temp, actions_temp, _ = self._temps
-        self._jsonl = open(actions_temp, "w", encoding="utf-8")
-        self._container = av.open(os.fspath(video_temp), mode="w", format="mp4")
-        stream = self._container.add_stream(VIDEO_CODEC, rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, VIDEO_PIX_FMT
-        stream.options = dict(VIDEO_OPTIONS)
-        # One x264 thread: the encoder already runs beside the emulator on its own thread, and at
-        # ~2000 frames/s per core it outpaces the emulator's ~500; more threads only contend.
-        stream.codec_context.thread_count = 1
+        try:
+            self._jsonl = open(actions_temp, "w", encoding="utf-8")
+            self._container = av.open(os.fspath(video_temp), mode="w", format="mp4")
+            stream = self._container.add_stream(VIDEO_CODEC, rate=FPS)
+            stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, VIDEO_PIX_FMT
+            stream.options = dict(VIDEO_OPTIONS)
+            # One x264 thread: the encoder already runs beside the emulator on its own thread, and at
+            # ~2000 frames/s per core it outpaces the emulator's ~500; more threads only contend.
+            stream.codec_context.thread_count = 1
+        except BaseException:
+            for temp in self._temps:
+                temp.unlink(missing_ok=True)
+            raise
         self._stream = stream
         self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=self.queue_frames)
         self._encoder_error: BaseException | None = None
@@ -143,20 +148,21 @@ class RecordingWriter:
 
     def _encode_loop(self) -> None:
         # PyAV releases the GIL inside x264, so this runs beside the emulator on another core.
-        try:
-            while (frame := self._queue.get()) is not None:
+        # It consumes until the closing None even after a failure, so the producer never blocks.
+        while (frame := self._queue.get()) is not None:
+            if self._encoder_error is not None:
+                continue
+            try:
                 for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                     self._container.mux(packet)
-            for packet in self._stream.encode():
-                self._container.mux(packet)
-        except BaseException as error:  # handed to the main thread at the next write or close
-            self._encoder_error = error
-            while True:  # drain so the producer never blocks on a dead consumer
-                try:
-                    if self._queue.get_nowait() is None:
-                        break
-                except queue.Empty:
-                    break
+            except BaseException as error:  # handed to the main thread at the next write or close
+                self._encoder_error = error
+        if self._encoder_error is None:
+            try:
+                for packet in self._stream.encode():
+                    self._container.mux(packet)
+            except BaseException as error:
+                self._encoder_error = error
 
     def write(self, frame: np.ndarray, action: int, info: Mapping[str, Any] | None = None) -> None:
         """Append frame i (uint8 (240, 256, 3), the screen before the action), action i and frame i's info."""
@@ -179,8 +185,10 @@ class RecordingWriter:
         try:
             self._queue.put(None)
             self._encoder.join()
-            self._container.close()
-            self._jsonl.close()
+            try:
+                self._container.close()
+            finally:
+                self._jsonl.close()
             if exc_type is None:
                 if self._encoder_error is not None:
                     raise RuntimeError(f"{self.video_path}: video encoder failed") from self._encoder_error

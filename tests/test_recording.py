@@ -126,3 +126,17 @@ def test_read_meta_errors(tmp_path, recorded):
     (tmp_path / "ep.json").write_text('{"format": "something-else"}')
     with pytest.raises(SwagError, match="ep.json: not a swag recording"):
         read_meta(tmp_path / "ep")
+
+
+def test_encoder_failure_is_raised_and_leaves_nothing(tmp_path):
+    class BrokenStream:
+        def encode(self, frame=None):
+            raise OSError("disk full")
+
+    with pytest.raises(RuntimeError, match="ep.mp4: video encoder failed") as failure:
+        with RecordingWriter(tmp_path / "ep", {"game": "smb1"}, queue_frames=4) as writer:
+            writer._stream = BrokenStream()
+            for _ in range(50):  # far more than the queue holds: the writer must not hang
+                writer.write(np.zeros((240, 256, 3), np.uint8), 0, {})
+    assert isinstance(failure.value.__cause__, OSError)
+    assert list(tmp_path.iterdir()) == []
