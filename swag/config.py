@@ -56,16 +56,19 @@ def _check_consistency(config: dict[str, Any], source: str | Path) -> None:
             model = config[stage]["model"]
             if model["embedding_dim"] % model["transformer_heads"]:
                 raise SwagError(f"{source}: {stage}.model.embedding_dim must be divisible by transformer_heads")
-    for dataset, sets in config["recordings"].items():
-        for i, entry in enumerate(sets):
-            where = f"{source}: recordings.{dataset}.{i}"
-            try:
-                spec = games.get(entry["game"])
-            except games.GameError as error:
-                raise SwagError(f"{where}.game: {error}") from None
-            level = entry.get("level")
-            if level and level not in spec.levels:
-                raise SwagError(f"{where}.level: {entry['game']} has no level {level!r}")
+    entries = [(f"recordings.{dataset}.{i}", entry) for dataset, sets in config["recordings"].items()
+               for i, entry in enumerate(sets)]
+    rollouts = config.get("evaluation", {}).get("rollouts", [])
+    entries += [(f"evaluation.rollouts.{i}", entry) for i, entry in enumerate(rollouts)]
+    for key, entry in entries:
+        where = f"{source}: {key}"
+        try:
+            spec = games.get(entry["game"])
+        except games.GameError as error:
+            raise SwagError(f"{where}.game: {error}") from None
+        level = entry.get("level")
+        if level and level not in spec.levels:
+            raise SwagError(f"{where}.level: {entry['game']} has no level {level!r}")
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -108,3 +111,28 @@ def recordings(config: dict[str, Any], dataset: str) -> list[dict[str, Any]]:
                     }
                 )
     return found
+
+
+def load_stage(path: str | Path, stage: str) -> dict[str, Any]:
+    """One stage's `{model, training}` section, from a whole pipeline config or from a stage file.
+
+    Stage files (`results/config/{stage}.yaml`, written by the workflow) hold just that section,
+    so a stage's jobs depend on their own settings and nothing else.
+    """
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SwagError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise SwagError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if isinstance(values, dict) and set(values) == {"model", "training"}:
+        validator = jsonschema.Draft202012Validator({**_schema()["$defs"]["stage"], "$defs": _schema()["$defs"]})
+        for error in sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path)):
+            message = error.message.replace("Additional properties are not allowed", "unknown key")
+            raise SwagError(f"{path}: {stage}.{_key_path(error)}: {message}")
+        return values
+    values = load(path)
+    if stage not in values:
+        raise SwagError(f"{path}: no '{stage}' section")
+    return values[stage]

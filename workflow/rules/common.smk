@@ -28,6 +28,11 @@ wildcard_constraints:
     episode=r"[A-Za-z0-9_.-]+",
 
 
+# Policies in the result table; the first two are trained by train_vpt.
+POLICIES_TRAINED = ["vpt", "oracle-bc"]
+POLICIES = ["random", "vpt", "oracle-bc", "demonstrator"]
+
+
 def recording(wildcards):
     """The config entry behind one recording's jobs."""
     return RECORDINGS[(wildcards.dataset, wildcards.game, wildcards.episode)]
@@ -52,8 +57,11 @@ def stage_config(stage):
 
 
 def get_final_outputs():
+    """Every stage's report-facing outputs; stages whose data the config doesn't ask for drop out."""
     outputs = [f"results/stats/{dataset}" for dataset in DATASETS]
-    
+    outputs += ["results/idm/eval"]
+    if "vpt" in DATASETS and "vpt" in config:
+        outputs += ["results/idm/label_quality", "results/eval/table.md"]
     return outputs
 
 
@@ -63,3 +71,40 @@ def swag_launcher(wildcards, resources):
     if gpus > 1:
         return f"torchrun --standalone --nproc_per_node {gpus} -m swag"
     return "python -m swag"
+
+
+def truth_stores(dataset):
+    return [path.replace("results/zarr/", "results/truth/", 1) for path in stores(dataset)]
+
+
+def label_stores(dataset):
+    return [path.replace("results/zarr/", "results/labels/", 1) for path in stores(dataset)]
+
+
+def rollout_args():
+    """`--game GAME[:LEVEL]` for every game the policies play."""
+    return " ".join(
+        f"--game {entry['game']}" + (f":{entry['level']}" if entry.get("level") else "")
+        for entry in config["evaluation"]["rollouts"]
+    )
+
+
+def policy_label_inputs(wildcards):
+    return truth_stores("vpt") if wildcards.policy == "oracle-bc" else label_stores("vpt")
+
+
+def evaluation_inputs(wildcards):
+    inputs = {"index": "results/index/vpt.json"}
+    if wildcards.policy in POLICIES_TRAINED:
+        inputs["model"] = f"results/policies/{wildcards.policy}/model.pt"
+    if wildcards.policy == "random":
+        inputs["labels"] = label_stores("vpt")
+    return inputs
+
+
+def agent_args(wildcards, input):
+    if wildcards.policy in POLICIES_TRAINED:
+        return f"--agent model --checkpoint {input.model}"
+    if wildcards.policy == "random":
+        return "--agent random --labels results/labels/vpt"
+    return f"--agent demonstrator --style {config['evaluation']['demonstrator_style']}"

@@ -73,7 +73,12 @@ rule index_dataset:
         index="results/index/{dataset}.json",
     params:
         test_fraction=config["data"]["test_fraction"],
-        heldout=" ".join(f"--heldout-style {style}" for style in config["data"]["heldout_styles"]),
+        # Only the IDM is tested on unseen players; the policy learns from every style's video.
+        heldout=lambda wildcards: (
+            " ".join(f"--heldout-style {style}" for style in config["data"]["heldout_styles"])
+            if wildcards.dataset == "idm"
+            else ""
+        ),
     conda:
         SWAG_ENV
     log:
