@@ -4,7 +4,12 @@
 
 rule stage_config:
     output:
-        "results/config/{stage}.yaml",
+        report(
+            "results/config/{stage}.yaml",
+            caption="../report/stage_config.rst",
+            category="0. Configuration",
+            labels={"stage": "{stage}"},
+        ),
     params:
         section=lambda wildcards: config[wildcards.stage],
     wildcard_constraints:

@@ -62,7 +62,7 @@ rule evaluate_vpt:
         fps=config["data"]["fps"],
         greedy="--greedy" if config["evaluation"].get("greedy") else "--no-greedy",
         videos=config["evaluation"].get("videos", 1),
-    threads: workflow.cores
+    threads: 16
     resources:
         gpu=0,
     conda:
