@@ -28,7 +28,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -63,7 +63,6 @@ class Movie:
     actions: np.ndarray  # uint8 (T,) player 1, our bit order
     player2: np.ndarray | None = None  # uint8 (T,) when port1 holds a gamepad
     first_input_line: int = 0  # 1-based line number of input line 0, for messages
-    dropped: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.actions)

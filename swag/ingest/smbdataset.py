@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 import re
 import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +94,11 @@ class Episode:
 
 
 def read_png_text_chunks(path: Path) -> dict[str, bytes]:
-    """All tEXt chunks of a PNG, including those the dataset appends after IEND (fake CRCs)."""
+    """All tEXt chunks of a PNG, including those the dataset appends after IEND.
+
+    CRCs are not checked: the dataset's recorder writes zeros there. Pillow has already
+    checked the image's own chunks when it decodes the picture.
+    """
     data = path.read_bytes()
     if not data.startswith(PNG_SIGNATURE):
         raise SwagError(f"{path}: not a PNG file")
@@ -109,10 +112,6 @@ def read_png_text_chunks(path: Path) -> dict[str, bytes]:
             if after_end:
                 break  # a truncated trailer after the image; the image itself is whole
             raise SwagError(f"{path}: truncated PNG chunk {kind!r}")
-        if not after_end:
-            (crc,) = struct.unpack(">I", data[position + 8 + length : position + 12 + length] or b"\0\0\0\0")
-            if crc != zlib.crc32(kind + body) & 0xFFFFFFFF and kind == b"tEXt":
-                log.debug("%s: tEXt chunk with a bad CRC", path)
         if kind == b"tEXt" and b"\0" in body:
             key, value = body.split(b"\0", 1)
             chunks[key.decode("latin-1")] = value

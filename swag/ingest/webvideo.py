@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,7 @@ def encode_web_video(frames: Iterable[np.ndarray], source_fps: float, out: str |
     written = 0
     try:
         with av.open(os.fspath(temp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=int(round(style.fps)) if float(style.fps).is_integer()
-                                          else style.fps)
+            stream = container.add_stream("libx264", rate=Fraction(style.fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = style.canvas_width, style.canvas_height, "yuv420p"
             stream.options = {"crf": str(style.crf), "preset": "veryfast", "g": str(int(2 * style.fps))}
             next_source = 0.0
