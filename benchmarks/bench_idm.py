@@ -129,3 +129,61 @@ def write_demo_dataset(root, episodes_per_style: int = 8, heldout=("erratic",), 
     index_path = root / "index.json"
     index_path.write_text(json.dumps(index, indent=1))
     return index_path
+
+
+# --- demo-scale experiment ------------------------------------------------------------------------
+
+DEMO_MODEL = dict(embedding_dim=64, ff_dim=256, transformer_heads=4, transformer_blocks=2,
+                  dimensions={"x": 64, "y": 60}, feature_channels=[8, 16, 32], spatial_channels=8,
+                  sequence_length=16)
+DEMO_TRAINING = dict(batch_size=16, learning_rate=1e-3, weight_decay=0.01, patience=5, stride=4,
+                     test_train_split=0.15, min_class_weight=0.2, epochs=30, max_steps=500, eval_every=100,
+                     checkpoint_every=100)
+
+
+def demo(index_path, out_dir, head: str = "buttons", **training_overrides) -> dict:
+    """Train the demo IDM on the index's train split and evaluate on test and unseen_style."""
+    import torch
+
+    from swag.evaluate import evaluate_idm
+    from swag.model import ModelConfig
+    from swag.train import TrainingConfig, train_idm
+
+    torch.set_num_threads(1)
+    out_dir = Path(out_dir)
+    model_config = ModelConfig(**DEMO_MODEL, head=head)
+    training = TrainingConfig(**{**DEMO_TRAINING, **training_overrides})
+    started = time.time()
+    summary = train_idm(index_path, model_config, training, out_dir, progress=False)
+    train_seconds = time.time() - started
+    results = evaluate_idm(out_dir / "model.pt", index_path, out_dir / "eval", progress=False)
+    results["train_seconds"] = train_seconds
+    results["train_steps"] = summary["steps"]
+    (out_dir / "demo.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+def summarise(results: dict) -> str:
+    lines = []
+    for split, r in results["splits"].items():
+        f1 = " ".join(f"{b}={r['buttons'][b]['f1']:.3f}" for b in ("right", "left", "A", "B"))
+        onset = " ".join(f"{b}={r['buttons'][b]['onset_f1']:.3f}" for b in ("right", "left", "A", "B"))
+        vis = r.get("visibility", {})
+        lines.append(f"{split}: frames={r['frames']} exact={r['exact_match']:.3f} F1 {f1} | onset F1 {onset}"
+                     + (f" | A visible {vis['a_visible_fraction']:.3f}, A F1 visible-only "
+                        f"{vis['a_f1_visible_only']:.3f}" if vis else ""))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if len(sys.argv) > 1 and sys.argv[1] == "data":
+        print(write_demo_dataset(sys.argv[2], episodes_per_style=int(sys.argv[3]) if len(sys.argv) > 3 else 30))
+    elif len(sys.argv) > 1 and sys.argv[1] == "demo":
+        head = sys.argv[4] if len(sys.argv) > 4 else "buttons"
+        print(summarise(demo(sys.argv[2], sys.argv[3], head)))
+    else:
+        for row in run():
+            print(row)
