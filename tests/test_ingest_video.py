@@ -105,6 +105,36 @@ def test_detects_crop_in_other_layouts(style, crop, smb_frames, tmp_path):
     assert (found.x, found.y, found.width, found.height) == crop
 
 
+@pytest.mark.parametrize(
+    "name, codec, pix_fmt, options",
+    [
+        ("vp9.webm", "libvpx-vp9", "yuv420p", {"crf": "34", "b:v": "0", "deadline": "realtime", "cpu-used": "8"}),
+        ("h264_444.mkv", "libx264", "yuv444p", {"crf": "23", "preset": "ultrafast"}),  # the RGB path
+    ],
+)
+def test_other_codecs_and_containers(name, codec, pix_fmt, options, smb_frames, tmp_path):
+    if codec not in av.codecs_available:
+        pytest.skip(f"this FFmpeg has no {codec}")
+    path = tmp_path / name
+    canvas = np.zeros((480, 854, 3), np.uint8)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = 854, 480, pix_fmt
+        stream.options = options
+        for frame in smb_frames[:120:2]:
+            canvas[:, 170:682] = np.repeat(np.repeat(frame, 2, axis=0), 2, axis=1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    out = tmp_path / "out.zarr"
+    attrs = ingest_video(path, out, height=60, width=64, fps=15, progress=False)
+    assert attrs["provenance"]["crop"] == {"x": 170, "y": 0, "width": 512, "height": 480}
+    got = open_store(out).frames[:].astype(np.int16)
+    want = np.stack([to_pipeline(smb_frames[4 * k], 60, 64) for k in range(len(got))]).astype(np.int16)
+    assert len(got) == 30 and np.abs(got - want).mean() < 8
+
+
 def test_snap_recovers_black_game_rows_hidden_in_the_bars():
     # A x3 picture centred in 1280x720 whose top 24 rows were black, like the bars.
     found = snap_to_nes((256, 1024, 24, 720), 1280, 720)
