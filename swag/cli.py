@@ -145,11 +145,12 @@ def import_smbdataset_command(
     folder: Annotated[Path, typer.Argument(help="The unpacked smbdataset (episode folders), or one episode folder.")],
     out_dir: Annotated[Path, typer.Argument(help="Folder for the raw recordings (PREFIX.mp4/.jsonl/.json).")],
     on_gap: Annotated[str, typer.Option(help="A gap in frame numbers: 'fail', or 'skip' to split the episode there.")] = "fail",
+    palette: Annotated[str, typer.Option(help="Colours: 'nes-py' (as our emulator draws) or 'source' (the PNG's).")] = "nes-py",
 ) -> None:
     """github.com/rafaelcp/smbdataset episodes -> raw recordings (actions remapped to our byte)."""
     from swag.ingest.smbdataset import import_smbdataset
 
-    written = import_smbdataset(folder, out_dir, on_gap=on_gap)
+    written = import_smbdataset(folder, out_dir, on_gap=on_gap, palette=palette)
     typer.echo(f"{out_dir}: {len(written)} recordings")
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 from swag import actions as nes_actions
 from swag import games
 from swag.errors import SwagError
-from swag.ingest.smbdataset import ACTION_LAG, DATASET_BUTTONS, import_smbdataset, remap_action
+from swag.ingest.smbdataset import ACTION_LAG, DATASET_BUTTONS, NES_PY_RGB, import_smbdataset, remap_action
 from swag.recording import read_recording
 
 STEPS = 64
@@ -54,12 +54,22 @@ def test_nes_py_action_lag():
     assert firsts == [ACTION_LAG, ACTION_LAG]
 
 
+# An FCEUX-like palette: every NES colour a little off nes-py's, as FCEUX's own palette is.
+FCEUX_LIKE = np.clip(NES_PY_RGB[np.arange(256) & 0x3F].astype(np.int16)
+                     + np.random.default_rng(7).integers(-20, 21, (256, 3)), 0, 255).astype(np.uint8)
+# nes-py colour (0xRRGGBB) -> a NES colour index that nes-py draws with it.
+_PACKED = (NES_PY_RGB.astype(np.uint32) @ np.array([1 << 16, 1 << 8, 1], np.uint32)).tolist()
+NES_INDEX = {colour: index for index, colour in reversed(list(enumerate(_PACKED)))}
+
+
 def _png_with_trailer(path, frame: np.ndarray, chunks: dict[str, bytes]) -> None:
-    """An 8-bit indexed PNG plus tEXt chunks appended after IEND with a fake CRC, as datacollector.lua does."""
+    """A PNG indexed by NES colour with an FCEUX-like palette, as FCEUX saves screenshots, plus
+    tEXt chunks appended after IEND with a fake CRC, as datacollector.lua does."""
     packed = frame.astype(np.uint32) @ np.array([1 << 16, 1 << 8, 1], np.uint32)  # (H, W) 0xRRGGBB
-    colours, indices = np.unique(packed, return_inverse=True)
-    image = Image.fromarray(indices.reshape(frame.shape[:2]).astype(np.uint8), mode="P")
-    image.putpalette(np.stack([colours >> 16, colours >> 8 & 255, colours & 255], axis=1).astype(np.uint8).ravel().tolist())
+    colours, inverse = np.unique(packed, return_inverse=True)
+    indices = np.array([NES_INDEX[int(colour)] for colour in colours], np.uint8)[inverse].reshape(frame.shape[:2])
+    image = Image.fromarray(indices, mode="P")
+    image.putpalette(FCEUX_LIKE.ravel().tolist())
     image.save(path, format="PNG")
     with open(path, "ab") as handle:
         for key, value in chunks.items():
@@ -115,12 +125,24 @@ def test_import_gives_back_our_recording(emulated, tmp_path):
     # each with the dataset's bits remapped to ours.
     np.testing.assert_array_equal(got_actions, actions[ACTION_LAG : ACTION_LAG + len(got_actions)])
     for i in (0, 7, len(got_frames) - 1):
-        np.testing.assert_array_equal(got_frames[i], frames[i + 3])  # lossless recording video
+        # nes-py's colours for the PNG's NES colour indices; the recording's video is lossless.
+        np.testing.assert_array_equal(got_frames[i], frames[i + 3])
     # The leading actions that no saved picture precedes are kept in the metadata.
     assert meta["source"]["unpaired_leading_actions"] == actions[:ACTION_LAG].tolist()
     # Per-frame info comes from the RAM chunk, read as the emulator reads it.
     env_x = [int(ram[0x6D]) * 256 + int(ram[0x86]) for ram in rams[3 : 3 + len(infos)]]
     assert [info["x_pos"] for info in infos] == env_x
+
+
+def test_source_palette_keeps_the_png_colours(emulated, tmp_path):
+    frames, _, _ = emulated
+    _make_episode(tmp_path / "data", emulated)
+    written = import_smbdataset(tmp_path / "data", tmp_path / "raw", palette="source", progress=False)
+    meta, video, _, _ = read_recording(written[0])
+    first = next(iter(video))
+    assert meta["source"]["palette"] == "source"
+    assert not np.array_equal(first, frames[3])
+    assert np.abs(first.astype(int) - frames[3]).max() <= 20  # FCEUX_LIKE is within 20 of nes-py's
 
 
 def test_gap_fails_and_writes_nothing(emulated, tmp_path):

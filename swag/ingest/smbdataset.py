@@ -10,6 +10,10 @@ appends tEXt chunks *after* IEND with a fake CRC: `RAM` (2048 bytes), `BP1` (the
 action byte) and `OUTCOME` (1 fail, 2 win); Pillow stops at IEND, so we walk the chunks
 ourselves and use the RAM for the same per-frame info our own recordings carry.
 
+Colours: the PNGs are indexed by NES colour (FCEUX's screen buffer) with FCEUX's
+palette; by default we draw them with nes-py's palette instead (`read_frame`), so the
+frames are pixel for pixel what our emulator would show.
+
 We write raw recordings (via RecordingWriter), not stores: `swag convert` then makes
 the stores at the configured resolution and fps exactly as for our generated
 recordings, so the two sources cannot drift apart in resampling or resizing.
@@ -121,15 +125,47 @@ def read_png_text_chunks(path: Path) -> dict[str, bytes]:
     return chunks
 
 
-def read_frame(path: Path) -> np.ndarray:
-    """uint8 (240, 256, 3) RGB of one dataset PNG."""
+# nes-py's 64 NES colours (its palette.hpp), xRGB. Our emulator draws with exactly these.
+NES_PY_PALETTE = np.array([
+    0x7C7C7C, 0x0000FC, 0x0000BC, 0x4428BC, 0x940084, 0xA80020, 0xA81000, 0x881400,
+    0x503000, 0x007800, 0x006800, 0x005800, 0x004058, 0x000000, 0x000000, 0x000000,
+    0xBCBCBC, 0x0078F8, 0x0058F8, 0x6844FC, 0xD800CC, 0xE40058, 0xF83800, 0xE45C10,
+    0xAC7C00, 0x00B800, 0x00A800, 0x00A844, 0x008888, 0x000000, 0x000000, 0x000000,
+    0xF8F8F8, 0x3CBCFC, 0x6888FC, 0x9878F8, 0xF878F8, 0xF85898, 0xF87858, 0xFCA044,
+    0xF8B800, 0xB8F818, 0x58D854, 0x58F898, 0x00E8D8, 0x787878, 0x000000, 0x000000,
+    0xFCFCFC, 0xA4E4FC, 0xB8B8F8, 0xD8B8F8, 0xF8B8F8, 0xF8A4C0, 0xF0D0B0, 0xFCE0A8,
+    0xF8D878, 0xD8F878, 0xB8F8B8, 0xB8F8D8, 0x00FCFC, 0xF8D8F8, 0x000000, 0x000000,
+], dtype=np.uint32)
+NES_PY_RGB = np.stack([NES_PY_PALETTE >> 16, NES_PY_PALETTE >> 8 & 255, NES_PY_PALETTE & 255], axis=1).astype(np.uint8)
+# A PNG palette this far (mean max-channel difference) from nes-py's on the colours used is not
+# indexed by NES colour, and keeps its own colours.
+PALETTE_TOLERANCE = 64
+PALETTES = ("nes-py", "source")
+
+
+def read_frame(path: Path, palette: str = "nes-py") -> tuple[np.ndarray, bool]:
+    """(uint8 (240, 256, 3) RGB of one dataset PNG, whether nes-py's colours were used).
+
+    FCEUX saves its screenshots indexed by its screen buffer, whose low 6 bits are the NES
+    colour (`GetScreenPixelPalette` reads them so). With `palette="nes-py"` each pixel gets
+    nes-py's colour for that index, so imported frames look exactly like our emulator's;
+    a PNG whose palette does not look NES-indexed keeps its own colours.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
             if image.size != (256, 240):
                 raise SwagError(f"{path}: frame is {image.size[0]}x{image.size[1]}, expected 256x240")
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+            if palette == "nes-py" and image.mode == "P":
+                indices = np.asarray(image, dtype=np.uint8)
+                source = np.array(image.getpalette() or [], np.int16).reshape(-1, 3)
+                used = np.unique(indices)
+                if used.max() < len(source):
+                    distance = np.abs(source[used] - NES_PY_RGB[used & 0x3F]).max(axis=1).mean()
+                    if distance <= PALETTE_TOLERANCE:
+                        return NES_PY_RGB[indices & 0x3F], True
+            return np.asarray(image.convert("RGB"), dtype=np.uint8), False
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise SwagError(f"{path}: cannot read PNG ({error})") from None
 
@@ -194,7 +230,8 @@ def find_episodes(folder: Path) -> list[Path]:
     return found
 
 
-def _write_run(run: list[FrameFile], episode: Episode, prefix: Path, segment: int | None, progress) -> Path:
+def _write_run(run: list[FrameFile], episode: Episode, prefix: Path, segment: int | None, progress,
+               palette: str) -> Path:
     from swag import games
     from swag.ingest.common import smb_info_from_ram
     from swag.recording import RecordingWriter
@@ -229,18 +266,23 @@ def _write_run(run: list[FrameFile], episode: Episode, prefix: Path, segment: in
             "started": run[0].datetime,
             "action_lag": ACTION_LAG,
             "unpaired_leading_actions": [int(value) for value in ours[:ACTION_LAG]],
-            "palette": "FCEUX (as saved by the dataset; not nes-py's)",
+            "palette": palette,
         },
     }
+    recoloured = 0
     with RecordingWriter(prefix, meta) as writer:
         for index in progress(range(count)):
-            frame = read_frame(run[index].path)
+            frame, was_recoloured = read_frame(run[index].path, palette)
+            recoloured += was_recoloured
             info = smb_info_from_ram(np.frombuffer(chunks[index]["RAM"], np.uint8)) if with_ram else {}
             writer.write(frame, int(ours[index + ACTION_LAG]), info)
+    if palette == "nes-py" and recoloured < count:
+        log.warning("%s: %d of %d frames are not NES-indexed PNGs and keep their own colours", prefix,
+                    count - recoloured, count)
     return prefix
 
 
-def import_smbdataset(folder: str | Path, out_dir: str | Path, *, on_gap: str = "fail",
+def import_smbdataset(folder: str | Path, out_dir: str | Path, *, on_gap: str = "fail", palette: str = "nes-py",
                       progress: bool = True) -> list[Path]:
     """Turn every episode folder under `folder` into raw recordings in `out_dir`; return their prefixes.
 
@@ -252,6 +294,8 @@ def import_smbdataset(folder: str | Path, out_dir: str | Path, *, on_gap: str = 
 
     if on_gap not in ("skip", "fail"):
         raise SwagError(f"--on-gap must be 'skip' or 'fail', got {on_gap!r}")
+    if palette not in PALETTES:
+        raise SwagError(f"--palette must be one of {', '.join(PALETTES)}, got {palette!r}")
     out_dir = Path(out_dir)
     episodes = [scan_episode(path) for path in find_episodes(Path(folder))]
     plans = []
@@ -275,6 +319,6 @@ def import_smbdataset(folder: str | Path, out_dir: str | Path, *, on_gap: str = 
                 continue
             name = f"{episode.folder.name}_s{number}" if split else episode.folder.name
             bar = (lambda iterable, name=name: tqdm(iterable, desc=name, unit="frame", disable=not progress))
-            written.append(_write_run(run, episode, out_dir / name, number if split else None, bar))
+            written.append(_write_run(run, episode, out_dir / name, number if split else None, bar, palette))
     log.info("%s: %d recordings from %d episodes into %s", folder, len(written), len(episodes), out_dir)
     return written
