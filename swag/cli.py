@@ -128,12 +128,15 @@ def ingest_video_command(
     width: Annotated[int, typer.Option(help="Frame width of the store.")] = 64,
     fps: Annotated[float, typer.Option(help="Frame rate of the store (resampled by timestamps).")] = 20.0,
     game: Annotated[Optional[str], typer.Option(help="Game shown, recorded in the store's attributes.")] = None,
+    level: Annotated[Optional[str], typer.Option(help="Level shown, if one (e.g. 1-1).")] = None,
+    style: Annotated[str, typer.Option(help="Style label for the dataset index (held-out styles split by it).")] = "web",
     chunk_frames: Annotated[int, typer.Option(help="Frames per Zarr chunk.")] = 64,
 ) -> None:
     """Video -> unlabelled store: borders removed, NES aspect, configured size and fps."""
     from swag.ingest.video import ingest_video
 
-    attrs = ingest_video(video, out, height=height, width=width, fps=fps, game=game, chunk_frames=chunk_frames)
+    attrs = ingest_video(video, out, height=height, width=width, fps=fps, game=game, level=level, style=style,
+                         chunk_frames=chunk_frames)
     crop = attrs["provenance"]["crop"]
     typer.echo(f"{out}: {attrs['frames']} frames, picture {crop['width']}x{crop['height']} at "
                f"({crop['x']}, {crop['y']}) of {attrs['provenance']['source_width']}x"

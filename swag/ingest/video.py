@@ -349,6 +349,8 @@ def ingest_video(
     width: int,
     fps: float,
     game: str | None = None,
+    level: str | None = None,
+    style: str = "web",
     chunk_frames: int = 64,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -368,8 +370,8 @@ def ingest_video(
     attrs = {
         "kind": "video",
         "game": game,
-        "level": None,
-        "style": None,
+        "level": level,
+        "style": style,
         "episode": video.stem,
         "source_fps": info.fps,
         "provenance": {
