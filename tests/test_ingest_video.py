@@ -135,6 +135,24 @@ def test_other_codecs_and_containers(name, codec, pix_fmt, options, smb_frames, 
     assert len(got) == 30 and np.abs(got - want).mean() < 8
 
 
+def test_picture_stretched_to_4_3_is_cropped_whole(smb_frames, tmp_path):
+    import cv2
+
+    path = tmp_path / "tv.mp4"
+    canvas = np.zeros((720, 1280, 3), np.uint8)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        for frame in smb_frames[:120:2]:
+            canvas[:, 160:1120] = cv2.resize(frame, (960, 720), interpolation=cv2.INTER_NEAREST)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    crop, _ = detect_crop(path)
+    assert crop == Crop(160, 0, 960, 720)
+
+
 def test_snap_recovers_black_game_rows_hidden_in_the_bars():
     # A x3 picture centred in 1280x720 whose top 24 rows were black, like the bars.
     found = snap_to_nes((256, 1024, 24, 720), 1280, 720)

@@ -183,7 +183,8 @@ def snap_to_nes(box: tuple[int, int, int, int], frame_width: int, frame_height: 
     """The NES-aspect rectangle that best explains a detected content box.
 
     The box can only be too small along one axis (game rows or columns matching the
-    border colour at its edge), so the larger implied scale wins. Where the box leaves
+    border colour at its edge), so the larger implied scale wins; clamped to the frame,
+    a picture stretched to 4:3 (as TVs showed it) fills the frame's height. Where the box leaves
     room, the rectangle is centred in the frame (videos are letterboxed symmetrically),
     otherwise on the box.
     """
