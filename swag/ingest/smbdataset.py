@@ -218,13 +218,18 @@ def contiguous_runs(episode: Episode) -> tuple[list[list[FrameFile]], list[tuple
 
 
 def find_episodes(folder: Path) -> list[Path]:
-    """Episode folders under `folder` (itself, when it is one)."""
+    """Episode folders in `folder`, or up to two levels below it (itself, when it is one)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SwagError(f"{folder}: not a directory")
     if FOLDER_PATTERN.match(folder.name) and any(folder.glob("*.png")):
         return [folder]
-    found = sorted(path for path in folder.iterdir() if path.is_dir() and FOLDER_PATTERN.match(path.name))
+    found = []
+    for depth in range(3):  # the archive may unpack into a folder or two above the episodes
+        found = sorted(path for path in folder.glob("/".join(["*"] * (depth + 1)))
+                       if path.is_dir() and FOLDER_PATTERN.match(path.name))
+        if found:
+            break
     if not found:
         raise SwagError(f"{folder}: no smbdataset episode folders (<user>_<sessid>_e<n>_<w>-<l>_<win|fail>)")
     return found
