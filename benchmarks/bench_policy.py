@@ -10,7 +10,6 @@ Run: `.venv/bin/python -m benchmarks.bench_policy`.
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -88,9 +87,9 @@ def policy_vs_emulator_row() -> dict:
 
 def parallel_rollout_row() -> dict:
     from swag.policy import AgentSpec
-    from swag.rollout import evaluate_agents
+    from swag.rollout import available_cores, evaluate_agents
 
-    workers = max(2, os.cpu_count() or 1)
+    workers = max(2, available_cores())
     spec = AgentSpec("random", "random", actions=[0, 1, 2, 64, 128, 129, 130, 131])
     kwargs = dict(game_levels=[("smb1", "1-1")], episodes=2 * workers, max_steps=600, fps=20, show_progress=False)
     timings = {}

@@ -282,7 +282,7 @@ def evaluate_agents(specs: list[AgentSpec], game_levels: list[tuple[str, str | N
                     video = str(out_dir / "videos" / f"{spec.name}_{game_key(game, level).replace(':', '_')}_{index}.mp4")
                 jobs.append(Episode(spec, game, level, index, episode_seed(seed, game, level, index),
                                     max_steps, fps, video))
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    workers = min(workers or available_cores(), len(jobs))
     done: dict[tuple[str, str], list[dict]] = {}
     bar = tqdm(total=len(jobs), desc="rollouts", unit="episode", disable=not show_progress)
     if workers <= 1:  # in this process, with the caller's torch threads
@@ -315,6 +315,14 @@ def evaluate_agents(specs: list[AgentSpec], game_levels: list[tuple[str, str | N
         if out_dir is not None:
             write_json(out_dir / f"{spec.name}.json", results[spec.name])
     return results
+
+
+def available_cores() -> int:
+    """CPU cores this process may use: under SLURM the job's allocation, not the node's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
 
 
 def _check_checkpoint(spec: AgentSpec) -> None:
@@ -365,6 +373,8 @@ def offline_metrics(model, store_paths: list[str], label_paths: list[str], batch
     from swag.store import open_store
 
     length = model.config.sequence_length
+    device = next(model.parameters()).device
+    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     truth, predicted, visible = [], [], []
     for store_path, label_path in zip(store_paths, label_paths):
         store = open_store(store_path)
@@ -374,9 +384,10 @@ def offline_metrics(model, store_paths: list[str], label_paths: list[str], batch
         for first in range(0, len(starts), batch_windows):
             windows = [np.asarray(store.frames[s:s + length]) for s in starts[first:first + batch_windows]]
             for size in dict.fromkeys(len(w) for w in windows):  # the short last window goes alone, in order
-                with torch.no_grad():
-                    logits, _ = model(torch.from_numpy(np.stack([w for w in windows if len(w) == size])))
-                    store_predictions.append(model.predict(logits)[0].numpy().reshape(-1))
+                batch = torch.from_numpy(np.stack([w for w in windows if len(w) == size])).to(device)
+                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    logits, _ = model(batch)
+                store_predictions.append(model.predict(logits)[0].cpu().numpy().reshape(-1))
         truth.append(np.asarray(actions, np.uint8))
         predicted.append(np.concatenate(store_predictions).astype(np.uint8))
         visible.append(a_visible(actions, store.info["y_pos"][:]) if "y_pos" in store.info else None)
@@ -418,7 +429,10 @@ def evaluate_vpt(spec: AgentSpec, game_levels, episodes: int, max_steps: int, fp
                              videos=videos, seed=seed, show_progress=show_progress)[spec.name]
     if spec.kind == "model" and index_path is not None:
         index = read_index(index_path)
-        model = load_model(spec.checkpoint)
+        import torch
+
+        # offline scoring batches whole windows: worth a GPU when there is one (rollouts stay on CPU)
+        model = load_model(spec.checkpoint, "cuda" if torch.cuda.is_available() else "cpu")
         offline = {}
         for split in ("test", "unseen_style"):
             entries = index_stores(index, split)
