@@ -55,6 +55,7 @@ WALL_HOLD = ((8, 12), (10, 16), (16, 22), (26, 35))
 PIT_HOLD = (24, 35)
 ENEMY_HOLD = (12, 22)
 PAIR_HOLD = (24, 32)
+STOMP_HOLD = (4, 8)
 MAX_STUCK_FRAMES = 8  # pressing right without moving this long means something blocks the way
 
 
@@ -82,6 +83,7 @@ class SMBPlayer(Demonstrator):
         self.left_ground = False  # airborne since the current jump began
         self.pressed = 0
         self.stuck = 0
+        self.ahead = []
 
     # --- what Mario sees ---------------------------------------------------------------------------
 
@@ -123,7 +125,7 @@ class SMBPlayer(Demonstrator):
         """
         ahead = []  # (dx, closing speed) of enemies at Mario's height
         any_close = False
-        self.crowd = 0  # enemies just ahead: with two or more, even a runner slows to a walk
+        self.crowd = 0  # enemies just ahead
         self.side_hit_ahead = False  # falling onto an enemy's side rather than its head
         for slot in range(5):
             if not ram[ENEMY_FLAG + slot]:
@@ -144,7 +146,7 @@ class SMBPlayer(Demonstrator):
             dx = enemy_x - x
             dy = int(ram[ENEMY_Y + slot]) - y
             any_close = any_close or -32 < dx < 176
-            self.crowd += 0 < dx < 150
+            self.crowd += -8 < dx < 130
             if 14 < dx < 64 and -24 < dy < 64:
                 # falling: will Mario sink below stomping height (dy 18) before he gets there?
                 closing = int(ram[PLAYER_X_SPEED].view(np.int8)) / 16 - float(self.enemy_speed[slot])
@@ -156,6 +158,7 @@ class SMBPlayer(Demonstrator):
         if not ahead:
             return None, any_close
         ahead.sort()
+        self.ahead = ahead
         follower = len(ahead) > 1 and ahead[1][0] - ahead[0][0] < 48
         return (ahead[0][0], ahead[0][1], follower), any_close
 
@@ -175,6 +178,15 @@ class SMBPlayer(Demonstrator):
             return False  # nothing under him, or still high above it
         return not solid[((x + 13 + 10) // 16) % COLUMNS, below:].any()
 
+    def _lands_among_enemies(self, ram, hold, first_dx):
+        """Whether a jump held `hold` frames would come down next to an enemy further on."""
+        air = min(21 + 1.1 * hold, 48)  # frames in the air (measured: hold 1 -> 21, 25+ -> 48)
+        landing = max(int(ram[PLAYER_X_SPEED].view(np.int8)) / 16, 0.0) * air
+        for dx, closing in self.ahead:
+            if dx - first_dx > 48 and abs(dx - closing * air - landing) < 28:
+                return True
+        return False
+
     # --- the decision, once per frame --------------------------------------------------------------
 
     def act(self, env, info):
@@ -193,7 +205,8 @@ class SMBPlayer(Demonstrator):
             self.run = self.rng.random() < p.run_share
             self.run_left = self.frames(p.run_stretch)
         enemy, enemy_close = self._enemies(ram, x, y)  # every frame: reaction time runs in the air too
-        move = RIGHT | (B if self.run and self.crowd < 2 else 0)
+        # runners slow to a walk where enemies are about: a jump at full speed lands too far to aim
+        move = RIGHT | (B if self.run and self.crowd == 0 else 0)
 
         if on_ground and self.left_ground:
             self.jump_left = 0  # landed: a player lets go of A, ready for the next jump
@@ -248,6 +261,8 @@ class SMBPlayer(Demonstrator):
                 if dx - 14 <= self.enemy_lead * max(closing, 0.5):
                     # a second enemy right behind the first needs a longer jump to clear both
                     hold = self.frames(PAIR_HOLD if follower else ENEMY_HOLD)
+                    if self._lands_among_enemies(ram, hold, dx):
+                        hold = self.frames(STOMP_HOLD)  # come down on the first one instead
                 elif (p.waits_for_enemies and enemy_closing > 0.2 and 72 < dx < 130
                       and self.wait_left < 240):
                     # let it walk closer, then walk on to meet it at full walking speed
