@@ -51,11 +51,6 @@ def stores(dataset):
     ]
 
 
-def stage_config(stage):
-    """The model and training sections of one stage, as params: editing them reruns that stage only."""
-    return json.dumps(config[stage], sort_keys=True)
-
-
 def get_final_outputs():
     """Every stage's report-facing outputs; stages whose data the config doesn't ask for drop out."""
     outputs = [f"results/stats/{dataset}" for dataset in DATASETS]

@@ -11,7 +11,8 @@ rule stage_config:
             labels={"stage": "{stage}"},
         ),
     params:
-        section=lambda wildcards: config[wildcards.stage],
+        # canonical JSON: reordering keys in a config file is not a change
+        section=lambda wildcards: json.dumps(config[wildcards.stage], sort_keys=True),
     wildcard_constraints:
         stage="idm|vpt",
     log:
@@ -23,4 +24,4 @@ rule stage_config:
         from swag.store import atomic_store_path
 
         with atomic_store_path(output[0]) as temp:
-            temp.write_text(yaml.safe_dump(params.section, sort_keys=False))
+            temp.write_text(yaml.safe_dump(json.loads(params.section), sort_keys=False))
