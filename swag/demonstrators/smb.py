@@ -205,8 +205,8 @@ class SMBPlayer(Demonstrator):
             self.run = self.rng.random() < p.run_share
             self.run_left = self.frames(p.run_stretch)
         enemy, enemy_close = self._enemies(ram, x, y)  # every frame: reaction time runs in the air too
-        # runners slow to a walk where enemies are about: a jump at full speed lands too far to aim
-        move = RIGHT | (B if self.run and self.crowd == 0 else 0)
+        # runners slow to a walk where enemies crowd: a jump at full speed lands too far to aim
+        move = RIGHT | (B if self.run and self.crowd < 2 else 0)
 
         if on_ground and self.left_ground:
             self.jump_left = 0  # landed: a player lets go of A, ready for the next jump
@@ -268,7 +268,8 @@ class SMBPlayer(Demonstrator):
                     # let it walk closer, then walk on to meet it at full walking speed
                     self.wait_left += 1
                     return self._press(0)
-            elif calm and self.chance_per_frame(p.idle_jump_per_second):
+            if (hold is None and (pit is None or pit > 40) and (enemy is None or enemy[0] > 96)
+                    and self.chance_per_frame(p.idle_jump_per_second)):  # a hop for the fun of it
                 hold = self.frames(p.idle_jump_hold)
             if hold is not None:
                 self.jump_left = hold - 1
