@@ -175,6 +175,67 @@ def summarise(results: dict) -> str:
     return "\n".join(lines)
 
 
+def run() -> list[dict]:
+    """Speed rows at demo size on CPU, one thread, measured side by side in this run."""
+    import tempfile
+
+    import torch
+
+    from swag.label import predict_store
+    from swag.model import ModelConfig, VPTModel
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config = ModelConfig(**DEMO_MODEL)
+    model = VPTModel(config).eval()
+    H, W, L = config.dimensions.y, config.dimensions.x, config.sequence_length
+    frames = np.random.default_rng(0).integers(0, 256, (40 * L, H, W, 3)).astype(np.uint8)
+    predict_store(model, frames[: 4 * L])  # warm-up
+
+    def timed(fn, repeats=3):
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    label_seconds = timed(lambda: predict_store(model, frames, batch_size=16))
+    label_fps = len(frames) / label_seconds
+    # the same frames in non-overlapping windows: what keeping only window centres costs
+    batch = torch.from_numpy(frames).view(-1, L, H, W, 3)
+
+    def no_overlap():
+        with torch.inference_mode():
+            for i in range(0, len(batch), 16):
+                model(batch[i:i + 16])
+
+    plain_fps = len(frames) / timed(no_overlap)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    train_batch = batch[:16]
+    targets = torch.randint(0, 256, (16, L))
+
+    def train_step():
+        _, loss = model(train_batch, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    train_step()
+    train_fps = train_batch.shape[0] * L / timed(train_step)
+    return [
+        {"benchmark": "idm_label_speed_vs_realtime_60fps", "measured": label_fps, "reference": 60.0,
+         "ratio": label_fps / 60.0, "unit": "frames/s", "goal": ">= 10x real time (60 fps), CPU 1 thread, 64x60"},
+        {"benchmark": "idm_label_speed_vs_realtime_data_fps", "measured": label_fps, "reference": 20.0,
+         "ratio": label_fps / 20.0, "unit": "frames/s", "goal": "seconds of 20 fps video labelled per second"},
+        {"benchmark": "idm_label_centre_windows_vs_no_overlap", "measured": label_fps, "reference": plain_fps,
+         "ratio": label_fps / plain_fps, "unit": "frames/s", "goal": "~0.5: stride L/2 runs every frame twice"},
+        {"benchmark": "idm_train_speed_vs_labelling", "measured": train_fps, "reference": label_fps,
+         "ratio": train_fps / label_fps, "unit": "frames/s", "goal": "training frames/s (forward+backward+AdamW)"},
+    ]
+
+
 if __name__ == "__main__":
     import logging
 
