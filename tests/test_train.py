@@ -16,6 +16,15 @@ from swag.model import ModelConfig
 from swag.store import StoreWriter
 from swag.train import TrainingConfig, load_checkpoint, load_model, train, train_idm
 
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models on a shared CPU: extra OpenMP threads only spin against each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 TINY = dict(embedding_dim=16, ff_dim=32, transformer_heads=2, transformer_blocks=1, dimensions={"x": 16, "y": 12},
             feature_channels=[4, 8], spatial_channels=4, sequence_length=8)
 
@@ -166,15 +175,6 @@ import sys, torch
 torch.set_num_threads(1)
 from swag.model import ModelConfig
 from swag.train import TrainingConfig, train
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared CPU: extra OpenMP threads only spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 out, fit, val = sys.argv[1], sys.argv[2].split(","), sys.argv[3].split(",")
 config = TrainingConfig(batch_size=4, learning_rate=3e-3, stride=2, epochs=1000, max_steps=8, eval_every=1,
