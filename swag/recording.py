@@ -119,10 +119,12 @@ class RecordingWriter:
     a background thread fed through a bounded queue, so encoding overlaps emulation.
     """
 
-    def __init__(self, prefix: str | os.PathLike, meta: Mapping[str, Any], *, queue_frames: int = 120):
+    def __init__(self, prefix: str | os.PathLike, meta: Mapping[str, Any], *, queue_frames: int = 120,
+                 batch_frames: int = 8):
         self.prefix = os.fspath(prefix)
         self.meta = dict(meta)
         self.queue_frames = queue_frames
+        self.batch_frames = batch_frames  # frames handed over per wake-up of the encoder thread
         self.frames = 0
         self.video_path, self.actions_path, self.meta_path = paths(self.prefix)
         suffix = f".tmp-{os.getpid()}"
@@ -145,7 +147,8 @@ class RecordingWriter:
                 temp.unlink(missing_ok=True)
             raise
         self._stream = stream
-        self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=self.queue_frames)
+        self._queue: queue.Queue[list[np.ndarray] | None] = queue.Queue(maxsize=max(1, self.queue_frames // self.batch_frames))
+        self._batch: list[np.ndarray] = []
         self._encoder_error: BaseException | None = None
         self._encoder = threading.Thread(target=self._encode_loop, name="recording-encoder", daemon=True)
         self._encoder.start()
@@ -154,12 +157,13 @@ class RecordingWriter:
     def _encode_loop(self) -> None:
         # PyAV releases the GIL inside x264, so this runs beside the emulator on another core.
         # It consumes until the closing None even after a failure, so the producer never blocks.
-        while (frame := self._queue.get()) is not None:
+        while (batch := self._queue.get()) is not None:
             if self._encoder_error is not None:
                 continue
             try:
-                for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                    self._container.mux(packet)
+                for frame in batch:
+                    for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                        self._container.mux(packet)
             except BaseException as error:  # handed to the main thread at the next write or close
                 self._encoder_error = error
         if self._encoder_error is None:
@@ -183,11 +187,17 @@ class RecordingWriter:
             "info": json_safe_info(info or {}),
         }
         self._jsonl.write(json.dumps(line, separators=(",", ":")) + "\n")
-        self._queue.put(frame)
+        self._batch.append(frame)
+        if len(self._batch) == self.batch_frames:
+            self._queue.put(self._batch)
+            self._batch = []
         self.frames += 1
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         try:
+            if self._batch:
+                self._queue.put(self._batch)
+                self._batch = []
             self._queue.put(None)
             self._encoder.join()
             try:
