@@ -205,14 +205,23 @@ def run_swag(*args, cwd=None):
     return subprocess.run([*SWAG, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd)
 
 
-def test_confidence_threshold_drops_low_confidence_frames(vpt_dataset):
-    from swag.policy import frame_weights, weighted_labels
+def test_confidence_threshold_weights():
+    from swag.policy import frame_weights
 
     confidence = np.array([0.3, 0.9, 0.5, 0.95], np.float32)
     actions = np.array([1, 0, 128, 130], np.uint8)
     np.testing.assert_allclose(frame_weights(actions, confidence, "drop", 0.5, False), [0, 1, 1, 1])
     np.testing.assert_allclose(frame_weights(actions, confidence, "confidence", 0.5, True), [0, 0, 0.5, 0.95])
+    np.testing.assert_allclose(frame_weights(actions, confidence, "none", 0.5, False), [1, 1, 1, 1])
     np.testing.assert_allclose(frame_weights(actions, None, "confidence", 0.5, False), [1, 1, 1, 1])
+    with pytest.raises(SwagError, match="weighting"):
+        frame_weights(actions, confidence, "median", 0.5, False)
+
+
+@pytest.mark.slow
+def test_weighted_labels_stores_drop_low_confidence_frames(vpt_dataset):
+    from swag.policy import weighted_labels
+
     labels = sorted(str(p) for p in (vpt_dataset / "labels" / "smb1").iterdir())
     paths, kept = weighted_labels(labels, vpt_dataset / "weighted", "drop", 0.5, False)
     total_confident = sum(int((open_store_conf(p) >= 0.5).sum()) for p in labels)
