@@ -268,7 +268,8 @@ class SMBPlayer(Demonstrator):
                     # let it walk closer, then walk on to meet it at full walking speed
                     self.wait_left += 1
                     return self._press(0)
-            if (hold is None and (pit is None or pit > 40) and (enemy is None or enemy[0] > 96)
+            if (hold is None and (pit is None or pit > 100) and (wall is None or wall > 48)
+                    and (enemy is None or enemy[0] > 150)
                     and self.chance_per_frame(p.idle_jump_per_second)):  # a hop for the fun of it
                 hold = self.frames(p.idle_jump_hold)
             if hold is not None:
