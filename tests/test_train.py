@@ -25,6 +25,7 @@ def one_torch_thread():
     yield
     torch.set_num_threads(threads)
 
+
 TINY = dict(embedding_dim=16, ff_dim=32, transformer_heads=2, transformer_blocks=1, dimensions={"x": 16, "y": 12},
             feature_channels=[4, 8], spatial_channels=4, sequence_length=8)
 
