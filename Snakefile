@@ -15,6 +15,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/ingest.smk"
 include: "workflow/rules/stage_config.smk"
 include: "workflow/rules/idm.smk"
 include: "workflow/rules/vpt.smk"

@@ -131,12 +131,17 @@ def ingest_video_command(
     level: Annotated[Optional[str], typer.Option(help="Level shown, if one (e.g. 1-1).")] = None,
     style: Annotated[str, typer.Option(help="Style label for the dataset index (held-out styles split by it).")] = "web",
     chunk_frames: Annotated[int, typer.Option(help="Frames per Zarr chunk.")] = 64,
+    truth_from: Annotated[Optional[Path], typer.Option(help="Raw recording the video was made from (make-web-video): "
+                                                            "its actions become a truth store for evaluation.")] = None,
+    truth: Annotated[Optional[Path], typer.Option(help="Truth store to write with --truth-from.")] = None,
 ) -> None:
     """Video -> unlabelled store: borders removed, NES aspect, configured size and fps."""
+    from swag.convert import recording_prefix
     from swag.ingest.video import ingest_video
 
     attrs = ingest_video(video, out, height=height, width=width, fps=fps, game=game, level=level, style=style,
-                         chunk_frames=chunk_frames)
+                         chunk_frames=chunk_frames,
+                         truth_from=recording_prefix(truth_from) if truth_from else None, truth_path=truth)
     crop = attrs["provenance"]["crop"]
     typer.echo(f"{out}: {attrs['frames']} frames, picture {crop['width']}x{crop['height']} at "
                f"({crop['x']}, {crop['y']}) of {attrs['provenance']['source_width']}x"
@@ -350,6 +355,26 @@ def label_command(
             log.warning("%s; rerun the same command to resume", stop)
             raise typer.Exit(EXIT_INTERRUPTED) from None
     log.info("%s: labelled %s", out, video)
+
+
+@app.command("stage-config")
+def stage_config_command(
+    out: Annotated[Path, typer.Argument(help="Stage config file to write (results/config/{stage}.yaml).")],
+    stage: Annotated[str, typer.Option(help="idm or vpt.")],
+    section: Annotated[str, typer.Option(help="The stage's {model, training} section, as JSON.")],
+) -> None:
+    """Write one stage's validated model and training settings as a YAML file (used by the workflow)."""
+    import json
+
+    import yaml
+
+    from swag import config as swag_config
+    from swag.store import atomic_store_path
+
+    values = json.loads(section)
+    with atomic_store_path(out) as temp:
+        temp.write_text(yaml.safe_dump(values, sort_keys=False))
+        swag_config.load_stage(temp, stage)  # an invalid section never reaches `out`
 
 
 def run() -> None:

@@ -59,9 +59,13 @@ def _check_consistency(config: dict[str, Any], source: str | Path) -> None:
     entries = [(f"recordings.{dataset}.{i}", entry) for dataset, sets in config["recordings"].items()
                for i, entry in enumerate(sets)]
     rollouts = config.get("evaluation", {}).get("rollouts", [])
+    entries += [(f"sources.{i}", entry) for i, entry in enumerate(config.get("sources", []))
+                if entry["kind"] == "video"]
     entries += [(f"evaluation.rollouts.{i}", entry) for i, entry in enumerate(rollouts)]
     for key, entry in entries:
         where = f"{source}: {key}"
+        if "game" not in entry:
+            raise SwagError(f"{where}: a video source must name its game")
         try:
             spec = games.get(entry["game"])
         except games.GameError as error:
@@ -99,6 +103,8 @@ def recordings(config: dict[str, Any], dataset: str) -> list[dict[str, Any]]:
         for style in entry["styles"]:
             for index in range(entry["episodes"]):
                 episode = f"{level}_{style}_{index:03d}" if level else f"{style}_{index:03d}"
+                if entry.get("web_video"):
+                    episode = f"web_{episode}"
                 found.append(
                     {
                         "dataset": dataset,
@@ -108,6 +114,7 @@ def recordings(config: dict[str, Any], dataset: str) -> list[dict[str, Any]]:
                         "episode": episode,
                         "seed": episode_seed(dataset, entry["game"], episode),
                         "max_frames": entry["max_frames"],
+                        "web_video": bool(entry.get("web_video")),
                     }
                 )
     return found

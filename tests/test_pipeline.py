@@ -71,7 +71,7 @@ def test_adding_a_recording_reruns_only_its_jobs(tiny_run, tmp_path):
     grown = tmp_path / "grown.yaml"
     grown.write_text(yaml.safe_dump(config))
     jobs = planned_jobs(snakemake(tiny_run, grown, "-n", "all"))
-    new = "dataset=vpt, game=smb1, episode=1-1_speedy_002"
+    new = "dataset=vpt, game=smb1, episode=1-1_speedy_003"
     assert jobs["record_demonstration"] == [new]
     assert jobs["convert_unlabelled_recording"] == [new]
     assert jobs["label"] == [new]

@@ -342,6 +342,24 @@ def iter_resampled(path: Path, fps: float) -> Iterator[tuple[av.VideoFrame, floa
             step += 1
 
 
+def _write_truth(raw_prefix, truth_path, count: int, fps: float, attrs: dict) -> None:
+    """True actions of a video made from a raw recording: step k's action is the pad state held
+    for most of [k / fps, (k + 1) / fps) of the recording, as `swag convert` computes it."""
+    from swag import actions as nes_actions
+    from swag import recording
+    from swag.store import write_array_store
+
+    meta = recording.read_meta(raw_prefix)
+    raw = np.array([line["action"] for line in recording.iter_jsonl(recording.paths(raw_prefix)[1])], np.uint8)
+    truth = nes_actions.resample(raw, float(meta["fps"]), fps)
+    if len(truth) < count:
+        raise SwagError(f"{raw_prefix}: recording covers {len(truth)} steps at {fps:g} fps, the video {count}")
+    write_array_store(truth_path, {"actions": truth[:count]},
+                      {"kind": "truth", "game": attrs["game"], "level": attrs["level"], "style": attrs["style"],
+                       "episode": attrs["episode"], "fps": fps, "frames": count,
+                       "provenance": {"recording": os.fspath(raw_prefix)}})
+
+
 def ingest_video(
     video: str | os.PathLike,
     out: str | os.PathLike,
@@ -354,8 +372,15 @@ def ingest_video(
     style: str = "web",
     chunk_frames: int = 64,
     progress: bool = True,
+    truth_from: str | os.PathLike | None = None,
+    truth_path: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Turn a video into an unlabelled store at `out`; returns the store's `swag` attributes."""
+    """Turn a video into an unlabelled store at `out`; returns the store's `swag` attributes.
+
+    `truth_from` names the raw recording a web video was made from (`swag make-web-video`): its
+    actions, resampled to `fps` over the same time steps, go to a truth store at `truth_path`
+    that only evaluation reads, so the IDM's labels of web-style video can be scored.
+    """
     from tqdm import tqdm
 
     from swag.ingest.common import sha256_file
@@ -391,6 +416,10 @@ def ingest_video(
             "swag_version": swag.__version__,
         },
     }
+    if (truth_from is None) != (truth_path is None):
+        raise SwagError(f"{out}: truth_from and truth_path go together")
+    if truth_path is not None:
+        attrs["truth"] = os.fspath(truth_path)
     expected = math.floor(info.duration * fps) if info.duration else None
     batch = np.empty((chunk_frames, height, width, 3), np.uint8)
     times = np.empty(chunk_frames, np.float64)
@@ -419,6 +448,8 @@ def ingest_video(
         if promised and count < 0.9 * math.floor(promised * fps):
             raise SwagError(f"{video}: video is truncated (decoded {count / fps:.1f} s, "
                             f"the container promises {promised:.1f} s)")
+        if truth_from is not None:
+            _write_truth(truth_from, truth_path, count, fps, attrs)
     log.info("ingested %s: crop %dx%d at (%d, %d), %d frames at %g fps into %s", video, crop.width, crop.height,
              crop.x, crop.y, count, fps, out)
     return {**attrs, "frames": count, "fps": float(fps), "height": height, "width": width, "has_actions": False}

@@ -1,8 +1,10 @@
 # Config validation, the recordings the config asks for, and input functions.
 
 import json
+from pathlib import Path
 
 from swag import config as swag_config
+from swag.errors import SwagError
 
 # Every rule runs `python -m swag` in this environment (`--sw-deployment-method conda`) or in
 # whatever environment snakemake itself runs in (the README's venv); the repository root is put
@@ -22,15 +24,52 @@ RECORDINGS = {
 }
 
 
+def discover_sources():
+    """(dataset, game, episode) -> {"kind", "path"} for every file in the config's `sources` folders."""
+    from swag.ingest.fm2 import parse_fm2
+    from swag.ingest.smbdataset import find_episodes
+
+    found = {}
+    for number, entry in enumerate(config.get("sources", [])):
+        folder, dataset, kind = Path(entry["path"]), entry["dataset"], entry["kind"]
+        if not folder.is_dir():
+            raise SwagError(f"{folder}: sources.{number} folder not found")
+        if kind == "recordings":
+            for meta in sorted(folder.rglob("*.json")):
+                header = json.loads(meta.read_text()) if not meta.name.endswith(".web.json") else {}
+                if header.get("format") == "swag-recording":
+                    prefix = str(meta.with_suffix(""))
+                    found[(dataset, header["game"], f"rec_{meta.stem}")] = {"kind": kind, "path": prefix}
+        elif kind == "smbdataset":
+            for episode in find_episodes(folder):
+                found[(dataset, "smb1", episode.name)] = {"kind": kind, "path": str(episode)}
+        elif kind == "fm2":
+            for movie in sorted(folder.rglob("*.fm2")):
+                found[(dataset, parse_fm2(movie).game, f"fm2_{movie.stem}")] = {"kind": kind, "path": str(movie)}
+        else:
+            for video in sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mp4", ".mkv", ".webm")):
+                found[(dataset, entry["game"], f"video_{video.stem}")] = {
+                    "kind": kind, "path": str(video), "level": entry.get("level")}
+        if not any(source["path"].startswith(str(folder)) for source in found.values()):
+            raise SwagError(f"{folder}: sources.{number} ({kind}) folder holds no input files")
+    return found
+
+
+SOURCES = discover_sources()
+DATASETS = sorted(set(DATASETS) | {dataset for dataset, _, _ in SOURCES})
+# Oracle-BC needs the true actions of every frame the policy trains on; user video has none.
+VPT_HAS_TRUTH = not any(s["kind"] == "video" for (d, _, _), s in SOURCES.items() if d == "vpt")
+
+
 wildcard_constraints:
     dataset="|".join(DATASETS),
     game=r"[a-z0-9-]+",
     episode=r"[A-Za-z0-9_.-]+",
 
 
-# Policies in the result table; the first two are trained by train_vpt.
-POLICIES_TRAINED = ["vpt", "oracle-bc"]
-POLICIES = ["random", "vpt", "oracle-bc", "demonstrator"]
+# Policies in the result table; vpt (and oracle-bc) are trained by train_vpt.
+POLICIES_TRAINED = ["vpt", "oracle-bc"] if VPT_HAS_TRUTH else ["vpt"]
+POLICIES = ["random", *POLICIES_TRAINED, "demonstrator"]
 
 
 def recording(wildcards):
@@ -46,9 +85,29 @@ def recording_arg(key):
 def stores(dataset):
     return [
         f"results/zarr/{dataset}/{game}/{episode}.zarr"
-        for (ds, game, episode) in RECORDINGS
+        for (ds, game, episode) in [*RECORDINGS, *SOURCES]
         if ds == dataset
     ]
+
+
+def raw_recording(wildcards):
+    """The three files of the raw recording behind a store: generated, imported or the user's own."""
+    source = SOURCES.get((wildcards.dataset, wildcards.game, wildcards.episode))
+    if source is None:
+        prefix = f"results/raw/{wildcards.dataset}/{wildcards.game}/{wildcards.episode}"
+    elif source["kind"] == "recordings":
+        prefix = source["path"]
+    else:
+        prefix = f"results/imported/{source['kind']}/{wildcards.dataset}/{wildcards.game}/{wildcards.episode}"
+    return {"video": f"{prefix}.mp4", "actions": f"{prefix}.jsonl", "meta": f"{prefix}.json"}
+
+
+def source_path(wildcards):
+    return SOURCES[(wildcards.dataset, wildcards.game, wildcards.episode)]["path"]
+
+
+def web_stores(dataset):
+    return [path for path in stores(dataset) if Path(path).name.startswith("web_")]
 
 
 def get_final_outputs():
@@ -57,6 +116,8 @@ def get_final_outputs():
     outputs += ["results/idm/eval"]
     if "vpt" in DATASETS and "vpt" in config:
         outputs += ["results/idm/label_quality", "results/eval/table.md"]
+        if web_stores("vpt"):
+            outputs += ["results/idm/web_label_quality"]
     return outputs
 
 
@@ -69,7 +130,12 @@ def swag_launcher(wildcards, resources):
 
 
 def truth_stores(dataset):
-    return [path.replace("results/zarr/", "results/truth/", 1) for path in stores(dataset)]
+    """Truth stores exist for every store made from a recording (not for user video)."""
+    return [
+        path.replace("results/zarr/", "results/truth/", 1)
+        for path in stores(dataset)
+        if not Path(path).name.startswith("video_")
+    ]
 
 
 def label_stores(dataset):

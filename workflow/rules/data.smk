@@ -23,13 +23,12 @@ rule record_demonstration:
 
 rule convert_recording:
     input:
-        video="results/raw/{dataset}/{game}/{episode}.mp4",
-        actions="results/raw/{dataset}/{game}/{episode}.jsonl",
-        meta="results/raw/{dataset}/{game}/{episode}.json",
+        unpack(raw_recording),
     output:
         store=directory("results/zarr/{dataset}/{game}/{episode}.zarr"),
     wildcard_constraints:
         dataset="idm",
+        episode=r"(?!web_|video_)[A-Za-z0-9_.-]+",
     params:
         prefix=subpath(input.meta, strip_suffix=".json"),
         height=config["data"]["resolution"]["y"],
@@ -49,12 +48,13 @@ rule convert_recording:
 # only evaluation reads, and the store the pipeline trains from has no actions.
 rule convert_unlabelled_recording:
     input:
-        **rules.convert_recording.input,
+        unpack(raw_recording),
     output:
         store=directory("results/zarr/{dataset}/{game}/{episode}.zarr"),
         truth=directory("results/truth/{dataset}/{game}/{episode}.zarr"),
     wildcard_constraints:
         dataset="vpt",
+        episode=r"(?!web_|video_)[A-Za-z0-9_.-]+",
     params:
         **rules.convert_recording.params,
     conda:

@@ -96,3 +96,34 @@ rule evaluate_labels:
     shell:
         "python -m swag evaluate-idm --model {input.model} --index {input.index} --out {output}"
         " --split train --split test > {log} 2>&1"
+
+
+# The same measure on the part of the unlabelled set that was published as web video: how much
+# the domain gap (upscaling, letterbox, 30 fps, lossy H.264) costs the IDM.
+rule index_web_video:
+    input:
+        stores=web_stores("vpt"),
+    output:
+        index="results/index/vpt-web.json",
+    conda:
+        SWAG_ENV
+    log:
+        "logs/index_web_video/index_web_video.log",
+    shell:
+        "python -m swag index --dataset vpt-web --test-fraction 0 --out {output.index} {input.stores} > {log} 2>&1"
+
+
+use rule evaluate_labels as evaluate_web_labels with:
+    input:
+        model="results/idm/model.pt",
+        index="results/index/vpt-web.json",
+    output:
+        report(
+            directory("results/idm/web_label_quality"),
+            patterns=["{name}.png"],
+            caption="../report/web_label_quality.rst",
+            category="2. Inverse dynamics model",
+            labels={"figure": "web video {name}"},
+        ),
+    log:
+        "logs/evaluate_web_labels/evaluate_web_labels.log",

@@ -15,13 +15,10 @@ rule stage_config:
         section=lambda wildcards: json.dumps(config[wildcards.stage], sort_keys=True),
     wildcard_constraints:
         stage="idm|vpt",
+    conda:
+        SWAG_ENV
     log:
         "logs/stage_config/{stage}.log",
     localrule: True
-    run:
-        import yaml
-
-        from swag.store import atomic_store_path
-
-        with atomic_store_path(output[0]) as temp:
-            temp.write_text(yaml.safe_dump(json.loads(params.section), sort_keys=False))
+    shell:
+        "python -m swag stage-config {output} --stage {wildcards.stage} --section {params.section:q} > {log} 2>&1"
