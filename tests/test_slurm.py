@@ -46,7 +46,7 @@ def tiny_config() -> dict:
     for entry in config["recordings"].get("vpt", []):
         entry["episodes"] = 1
     if "idm" in config and "training" in config["idm"]:
-        config["idm"]["training"].update(epochs=1000, max_steps=40, patience=100_000, checkpoint_every=10)
+        config["idm"]["training"].update(epochs=1000, max_steps=25, patience=100_000, checkpoint_every=5)
     return config
 
 
