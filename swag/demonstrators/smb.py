@@ -127,6 +127,7 @@ class SMBPlayer(Demonstrator):
         any_close = False
         self.crowd = 0  # enemies just ahead
         self.side_hit_ahead = False  # falling onto an enemy's side rather than its head
+        self.enemy_right_there = False  # an enemy at arm's length ahead, at Mario's height
         for slot in range(5):
             if not ram[ENEMY_FLAG + slot]:
                 self.enemy_seen_at[slot] = -1
@@ -146,6 +147,7 @@ class SMBPlayer(Demonstrator):
             dx = enemy_x - x
             dy = int(ram[ENEMY_Y + slot]) - y
             any_close = any_close or -32 < dx < 176
+            self.enemy_right_there = self.enemy_right_there or (0 < dx < 30 and -8 < dy < 24)
             self.crowd += -8 < dx < 130
             if 14 < dx < 64 and -24 < dy < 64:
                 # falling: will Mario sink below stomping height (dy 18) before he gets there?
@@ -214,7 +216,8 @@ class SMBPlayer(Demonstrator):
         # a jump under way: keep A down for its planned length, steer right
         if self.jump_left > 0:
             self.jump_left -= 1
-            return self._press(move | A)
+            # under a low ceiling a stomp bounce is short: back away from the next enemy
+            return self._press((LEFT if self.enemy_right_there and not on_ground else move) | A)
         falling_speed = int(ram[PLAYER_Y_SPEED].view(np.int8))
         bounced = not on_ground and self.last_falling_speed > 0 and falling_speed < 0
         self.last_falling_speed = falling_speed if not on_ground else 0
@@ -223,7 +226,7 @@ class SMBPlayer(Demonstrator):
             self.jump_left = self.frames(ENEMY_HOLD) - 1
             return self._press(move | A)
         if not on_ground:
-            if falling_speed > 0 and (self.side_hit_ahead or self._landing_on_brink(ram, x, y)):
+            if self.enemy_right_there or falling_speed > 0 and (self.side_hit_ahead or self._landing_on_brink(ram, x, y)):
                 return self._press(LEFT)  # brake in the air to come down short of it
             return self._press(move)
 
