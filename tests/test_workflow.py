@@ -35,3 +35,55 @@ def test_invalid_config_fails_with_one_line(tmp_path):
     result = _snakemake("-n", "--configfile", str(path))
     assert result.returncode != 0
     assert f"{path}: idm.training.learning_rate: 'fast' is not of type 'number'" in result.stdout + result.stderr
+
+
+def _sources_config(tmp_path, sources):
+    config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    config["sources"] = sources
+    path = tmp_path / "sources.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_sources_make_one_job_per_file(tmp_path):
+    from swag import games
+    from swag.ingest.fm2 import fceux_rom_checksum
+
+    checksum = fceux_rom_checksum(games.GAMES["smb1"].rom_path.read_bytes())
+    movies = tmp_path / "movies"
+    movies.mkdir()
+    for name in ("run", "jump"):
+        (movies / f"{name}.fm2").write_text(
+            f"version 3\nromFilename smb\nguid 00000000-0000-0000-0000-000000000000\nromChecksum {checksum}\n"
+            "port0 1\nport1 0\nport2 0\n" + "|0|R.......|||\n" * 10
+        )
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "stream.mkv").write_bytes(b"")  # discovery goes by name; ingestion would read it
+    episodes = tmp_path / "smbdataset" / "alice_1_e1_1-1_win"
+    episodes.mkdir(parents=True)
+    (episodes / "alice_1_e1_1-1_f1_a0_2020-01-01_00-00-00.win.png").write_bytes(b"")
+    config = _sources_config(tmp_path, [
+        {"kind": "fm2", "path": str(movies), "dataset": "idm"},
+        {"kind": "video", "path": str(videos), "dataset": "vpt", "game": "smb1", "level": "1-1"},
+        {"kind": "smbdataset", "path": str(tmp_path / "smbdataset"), "dataset": "idm"},
+    ])
+    result = _snakemake("-n", "--configfile", str(config))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert out.count("rule import_fm2:") == 2
+    assert "results/imported/fm2/idm/smb1/fm2_jump.json" in out
+    assert out.count("rule ingest_video:") == 1
+    assert "results/zarr/vpt/smb1/video_stream.zarr" in out
+    assert out.count("rule import_smbdataset:") == 1
+    # user video has no true actions, so there is no oracle-BC to train on it
+    assert "results/policies/oracle-bc/model.pt" not in out
+
+
+def test_empty_source_folder_is_one_line_error(tmp_path):
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    config = _sources_config(tmp_path, [{"kind": "fm2", "path": str(empty), "dataset": "idm"}])
+    result = _snakemake("-n", "--configfile", str(config))
+    assert result.returncode != 0
+    assert f"{empty}: sources.0 (fm2) folder holds no input files" in result.stdout + result.stderr
