@@ -13,11 +13,15 @@ One model, bottom-up (nanoGPT style):
 
 The IDM and the policy differ only in `ModelConfig.causal`; nothing is copied.
 
-Action factoring (`ModelConfig.head`). Two heads were measured on the same SMB 1-1 demo data
-for the same steps (see the integration report / benchmarks/bench_idm.py):
+Action factoring (`ModelConfig.head`):
   - "buttons": 8 independent Bernoulli heads, one per pad button (VPT's keyboard heads).
   - "joint":   one categorical over all 256 pad bytes; per-button probabilities are its marginals.
 Both expose the same interface: `button_probs(logits)` -> (B, T, 8) and `predict(logits)` -> bytes.
+Measured side by side (benchmarks/bench_idm.py demo, scripted SMB 1-1 play at 20 fps, 64x60,
+same data, config and 500 steps, CPU): held-out test exact match 0.357 (buttons) vs 0.231 (joint),
+per-frame F1 right 0.84/0.82, left 0.52/0.46, A 0.53/0.54, B 0.59/0.65; unseen style exact match
+0.152 vs 0.127. Both were still improving, so the gap is indicative only; "buttons" is the default
+(better exact match, and it generalises to pad bytes never seen in training).
 """
 
 from __future__ import annotations
