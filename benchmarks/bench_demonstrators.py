@@ -9,8 +9,8 @@ from swag import games
 from swag.demonstrators import make_demonstrator
 
 CASES = (("smb1", "1-1"), ("tetris-a", None), ("zelda", None))
-STEPS = 1500
-ROUNDS = 3  # alternate raw and scripted blocks so load changes hit both alike
+STEPS = 1000
+ROUNDS = 2  # alternate raw and scripted blocks so load changes hit both alike
 
 
 def _steps_per_second(env, demo, steps: int) -> float:
