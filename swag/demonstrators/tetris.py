@@ -73,16 +73,21 @@ def fits(board: np.ndarray, orientation: int, row: int, column: int) -> bool:
 
 def best_placement(board: np.ndarray, orientation: int, row: int) -> tuple[int, int]:
     """(orientation id, pivot column) of the best place for the current piece."""
+    # first filled row at or below each row, per column (20 = floor): a straight drop from
+    # `row` stops one above it, so each candidate lands in O(4) instead of row by row
+    below = np.full((21, 10), 20, dtype=np.int64)
+    for r in range(19, -1, -1):
+        below[r] = np.where(board[r], r, below[r + 1])
     best, best_value = (orientation, 5), -np.inf
     for candidate in GROUP_OF[orientation]:
+        cells = ORIENTATIONS[candidate]
         for column in range(10):
             if not fits(board, candidate, row, column):
                 continue
-            landing = row
-            while fits(board, candidate, landing + 1, column):
-                landing += 1
+            landing = min(int(below[max(row + d_row, 0), column + d_column]) - 1 - d_row
+                          for d_row, d_column in cells)
             after = board.copy()
-            for d_row, d_column in ORIENTATIONS[candidate]:
+            for d_row, d_column in cells:
                 if landing + d_row >= 0:
                     after[landing + d_row, column + d_column] = True
             value, _ = board_score(after)
