@@ -34,7 +34,7 @@ PARTITION = "debug"
 # Must agree with the GPU rules in profiles/slurm/profile.yaml.
 GPU_RULES = {"train_idm", "evaluate_idm", "label", "train_vpt", "evaluate_vpt", "finetune_bc", "finetune_rl"}
 TRAINING_RULES = ["train_idm", "train_vpt", "finetune_bc"]  # the first one in the DAG gets preempted
-SACCT_FIELDS = ["JobID", "State", "ExitCode", "WorkDir", "AllocTRES", "ReqTRES", "Comment"]
+SACCT_FIELDS = ["JobID", "State", "ExitCode", "Submit", "WorkDir", "AllocTRES", "ReqTRES", "Comment"]
 TOUCHED = ("idm", "smb1", "1-1_speedy_000")  # the recording whose raw files get touched
 
 
@@ -125,7 +125,8 @@ def sacct_jobs(workdir: Path) -> list[dict]:
     jobs = []
     for line in result.stdout.splitlines():
         row = dict(zip(SACCT_FIELDS, line.split("\x1f")))
-        if Path(row["WorkDir"]) != workdir:
+        # sacct -S also lists jobs submitted earlier that were still running at `since`.
+        if Path(row["WorkDir"]) != workdir or (workdir in FIRST_SUBMIT and row["Submit"] < since):
             continue
         comment = row["Comment"].removeprefix("rule_")
         rule, _, wildcards = comment.partition("_wildcards_")
@@ -133,16 +134,18 @@ def sacct_jobs(workdir: Path) -> list[dict]:
     return sorted(jobs, key=lambda job: job["id"])
 
 
-def running_jobs(workdir: Path, rule: str) -> list[int]:
-    """IDs of the running SLURM jobs of one rule submitted from workdir (sacct has no comment
-    for a job until it ends; squeue has)."""
-    result = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i\x1f%k\x1f%Z"],
+def running_jobs(workdir: Path, rule: str | None) -> list[int]:
+    """IDs of the running SLURM jobs of one rule (None: pending or running, any rule) submitted
+    from workdir (sacct has no comment for a job until it ends; squeue has)."""
+    states = ["-t", "RUNNING"] if rule else []
+    result = subprocess.run(["squeue", "-h", *states, "-o", "%i\x1f%k\x1f%Z"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     found = []
     for line in result.stdout.splitlines():
         job_id, comment, job_workdir = line.split("\x1f")
-        if Path(job_workdir) == workdir and comment.removeprefix("rule_").partition("_wildcards_")[0] == rule:
+        job_rule = comment.removeprefix("rule_").partition("_wildcards_")[0]
+        if Path(job_workdir) == workdir and (rule is None or job_rule == rule):
             found.append(int(job_id))
     return found
 
@@ -201,6 +204,8 @@ def slurm_run(cluster, tmp_path_factory):
         while process.poll() is None:
             if time.monotonic() - started > 900:  # ~17 jobs at ~5-20 s each, two at a time
                 process.kill()
+                for job_id in running_jobs(workdir, None):
+                    subprocess.run(["scancel", str(job_id)], timeout=60)
                 pytest.fail("snakemake on SLURM took over 15 minutes:\n" + "".join(output_lines[-80:]))
             if preempted_rule and preempted_job is None and log_shows_training_progress(workdir, preempted_rule):
                 running = running_jobs(workdir, preempted_rule)
@@ -220,7 +225,11 @@ def slurm_run(cluster, tmp_path_factory):
     plan = [job for job in plan if job[0] not in local_rules]
     if preempted_rule:
         assert preempted_job is not None, f"{preempted_rule} finished before it could be preempted"
+    # Later runs overwrite the rule logs: keep the retried training job's log now.
+    training_log = "\n".join(p.read_text(errors="replace") for p in sorted((workdir / "logs").rglob("*.log"))
+                             if preempted_rule and p.relative_to(workdir / "logs").parts[0] == preempted_rule)
     return {"workdir": workdir, "plan": plan, "local_rules": local_rules, "output": output,
+            "training_log": training_log,
             "preempted_rule": preempted_rule, "preempted_job": preempted_job,
             "seconds": time.monotonic() - started, "jobs": sacct_jobs(workdir)}
 
@@ -338,7 +347,10 @@ def test_outputs_match_a_local_run(slurm_run, local_run):
 def test_second_invocation_submits_nothing(rerun):
     result = rerun["result"]
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Nothing to be done" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    # "Nothing to be done", or with --until an empty job table: no job, local or remote, ran.
+    assert re.search(r"Nothing to be done|^total\s+0$", output, re.MULTILINE), output[-3000:]
+    assert not re.search(r"^(local)?rule \w+:", output, re.MULTILINE), output[-3000:]
     assert rerun["new_jobs"] == []
 
 
@@ -387,8 +399,7 @@ def test_preempted_training_job_resumes_from_its_checkpoint(slurm_run):
     assert interrupted, output[-8000:]
     step = int(interrupted.group(1))
     assert step > 0
-    logs = "\n".join(p.read_text(errors="replace") for p in (slurm_run["workdir"] / "logs" / rule).rglob("*")
-                     if p.is_file())
+    logs = slurm_run["training_log"]
     resumed = re.search(r"resuming\s+\S+\s+at\s+step\s+(\d+)", logs)
     assert resumed, logs[-4000:]
     assert int(resumed.group(1)) == step
