@@ -52,8 +52,11 @@ def test_smb_styles_differ_and_look_human():
         actions, summary = actions_of("smb1", "1-1", style, 1, 1500)
         pressed = to_multihot(actions)
         jump_starts = np.sum(np.diff(pressed[:, 0].astype(np.int8)) == 1)
+        a_edges = np.flatnonzero(np.diff(np.concatenate([[0], pressed[:, 0].astype(np.int8), [0]])))
+        a_holds = a_edges[1::2] - a_edges[::2]
         stats[style] = {"run": pressed[:, 1].mean(), "idle": (actions == 0).mean(),
                         "jumps_per_second": jump_starts / len(actions) * 60,
+                        "taps": np.mean(a_holds <= 10),  # share of A presses that are short hops
                         "speed": summary["x_max"] / len(actions)}
         # a person holds buttons: no one-frame flicker as the typical press
         assert np.median(held_run_lengths(actions)) >= 5, style
@@ -65,7 +68,8 @@ def test_smb_styles_differ_and_look_human():
     assert stats["speedy"]["run"] > stats["cautious"]["run"] + 0.2
     assert stats["speedy"]["speed"] > 1.2 * stats["cautious"]["speed"]
     assert stats["cautious"]["idle"] > 2 * stats["speedy"]["idle"]  # it stops and waits
-    assert stats["jumpy"]["jumps_per_second"] > 1.5 * stats["cautious"]["jumps_per_second"]
+    assert stats["jumpy"]["jumps_per_second"] > 1.2 * stats["cautious"]["jumps_per_second"]
+    assert stats["jumpy"]["taps"] > 1.5 * stats["cautious"]["taps"]
 
 
 def test_tetris_b_starts_with_25_lines_and_runs():

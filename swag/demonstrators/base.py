@@ -54,7 +54,7 @@ STYLE_TABLE: dict[str, Style] = {
                     jump_lead=(14, 28), enemy_lead=(8, 12)),
     "jumpy": Style("jumpy", reaction=(11, 18), run_share=0.45, run_stretch=(40, 140),
                    pause_per_second=0.06, pause_length=(8, 24), backstep_share=0.25,
-                   idle_jump_per_second=1.5, idle_jump_hold=(4, 10), waits_for_enemies=False,
+                   idle_jump_per_second=3.0, idle_jump_hold=(4, 10), waits_for_enemies=False,
                    jump_lead=(8, 22), enemy_lead=(10, 15)),
 }
 
