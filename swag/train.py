@@ -404,14 +404,12 @@ def train_idm(index_path, model_config: ModelConfig, config: TrainingConfig, out
 
 
 def configs_from_yaml(path, stage: str = "idm") -> tuple[ModelConfig, TrainingConfig]:
-    """Model and training configs of one stage (`idm` or `vpt`) from a validated pipeline config."""
+    """Model and training configs of one stage (`idm` or `vpt`) from a pipeline config or a stage file."""
     from swag import config as swag_config
 
-    values = swag_config.load(path)
-    if stage not in values:
-        raise SwagError(f"{path}: no '{stage}' section")
+    section = swag_config.load_stage(path, stage)
     try:
-        return (ModelConfig.from_dict(dict(values[stage]["model"])),
-                TrainingConfig.from_dict(dict(values[stage]["training"])))
+        return (ModelConfig.from_dict(dict(section["model"])),
+                TrainingConfig.from_dict(dict(section["training"])))
     except (ValueError, TypeError) as error:
         raise SwagError(f"{path}: {stage}: {error}") from None
