@@ -220,8 +220,11 @@ def slurm_run(cluster, tmp_path_factory):
         reader.join(timeout=10)
     output = "".join(output_lines)
     assert process.returncode == 0, output[-8000:]
-    # A dry run does not say which rules are local; the real run does.
-    local_rules = set(re.findall(r"^localrule (\w+):", output, re.MULTILINE))
+    # A dry run does not say which rules are local; the real run does ("localrule X:"). A failed
+    # SLURM job's log, which the run prints, says "localrule" too (the job ran it locally): rules
+    # with a SLURM job are not local.
+    jobs = sacct_jobs(workdir)
+    local_rules = set(re.findall(r"^localrule (\w+):", output, re.MULTILINE)) - {job["rule"] for job in jobs}
     plan = [job for job in plan if job[0] not in local_rules]
     if preempted_rule:
         assert preempted_job is not None, f"{preempted_rule} finished before it could be preempted"
@@ -231,7 +234,7 @@ def slurm_run(cluster, tmp_path_factory):
     return {"workdir": workdir, "plan": plan, "local_rules": local_rules, "output": output,
             "training_log": training_log,
             "preempted_rule": preempted_rule, "preempted_job": preempted_job,
-            "seconds": time.monotonic() - started, "jobs": sacct_jobs(workdir)}
+            "seconds": time.monotonic() - started, "jobs": jobs}
 
 
 @pytest.fixture(scope="module")
