@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import hashlib
 import math
 import os
 import random
@@ -105,6 +106,27 @@ def load_checkpoint(path, model_config: ModelConfig | None = None, map_location=
     return checkpoint
 
 
+# Settings that only say how long or how often: changing them resumes a run instead of restarting it.
+RESUMABLE_CHANGES = ("epochs", "max_steps", "patience", "eval_every", "checkpoint_every", "num_workers")
+
+
+def _run_key(model_config: ModelConfig, config: TrainingConfig, fit_stores, val_stores, fit_labels, val_labels,
+             use_confidence: bool) -> str:
+    """What makes a checkpoint this run's: the model, the settings that shape each step, and the
+    identity of every store and labels store (path, frames and provenance)."""
+    from swag.store import read_store_attrs
+
+    def identity(paths):
+        return [(str(path), read_store_attrs(path).get("frames"), read_store_attrs(path).get("provenance"),
+                 read_store_attrs(path).get("idm_sha256")) for path in paths or []]
+
+    training = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
+    key = {"model": model_config.to_dict(), "training": training, "fit": identity(fit_stores),
+           "val": identity(val_stores), "fit_labels": identity(fit_labels), "val_labels": identity(val_labels),
+           "use_confidence": use_confidence}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def load_model(path, device="cpu") -> VPTModel:
     """A trained model from model.pt (or a checkpoint), in eval mode."""
     checkpoint = load_checkpoint(path)
@@ -182,10 +204,18 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_val_loss": math.inf, "evals_since_best": 0,
              "best_model": None, "curves": [], "stopped_early": False}
     checkpoint_path = out_dir / "checkpoint.pt"
-    if checkpoint_path.exists():
-        checkpoint = load_checkpoint(checkpoint_path, model_config)
+    run_key = _run_key(model_config, config, fit_stores, val_stores, fit_labels, val_labels, use_confidence)
+    checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
+    if checkpoint is not None and checkpoint.get("run_key") != run_key:
+        # Snakemake reruns training when its config or data changed: that is a new run, not a resume.
+        if is_main:
+            log.warning("%s: written by a run with another model, settings or data; training afresh",
+                        checkpoint_path)
+        checkpoint = None
+    if checkpoint is not None:
         if checkpoint["training_config"] != asdict(config) and is_main:
-            log.warning("%s: training config changed since the checkpoint; resuming with the new one", checkpoint_path)
+            log.warning("%s: step budget or schedule changed since the checkpoint; resuming with the new one",
+                        checkpoint_path)
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         for key in state:
@@ -214,7 +244,7 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
         if is_main:
             _atomic_torch_save({"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
                                 "model_config": model_config.to_dict(), "training_config": asdict(config),
-                                "rng": rng, **state}, checkpoint_path)
+                                "run_key": run_key, "rng": rng, **state}, checkpoint_path)
 
     @torch.no_grad()
     def evaluate() -> dict:

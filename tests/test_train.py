@@ -97,7 +97,7 @@ def test_checkpoint_from_another_model_config_is_refused(stores, tmp_path):
     other = ModelConfig(**{**TINY, "embedding_dim": 32})
     with pytest.raises(SwagError, match=r"checkpoint\.pt: checkpoint was made for a different model config "
                                         r"\(differs in embedding_dim\)"):
-        train(other, tiny_training(max_steps=4), tmp_path / "out", stores[:2], stores[2:], progress=False)
+        load_checkpoint(tmp_path / "out" / "checkpoint.pt", other)
     with pytest.raises(SwagError, match="different model config"):
         load_checkpoint(tmp_path / "out" / "model.pt", other)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
@@ -208,3 +208,24 @@ def test_ddp_two_gloo_processes_match_one_process(stores, tmp_path):
     np.testing.assert_allclose(losses_two, losses_one, rtol=2e-4, atol=1e-5)
     np.testing.assert_allclose([c["val_loss"] for c in two["curves"]], [c["val_loss"] for c in one["curves"]],
                                rtol=2e-4, atol=1e-5)
+
+
+def test_a_changed_run_trains_afresh_and_a_longer_budget_resumes(stores, tmp_path, caplog):
+    """Snakemake reruns training when its model, settings or data change: the old checkpoint is
+    another run's, not a resume point. Raising only the step budget does resume."""
+    out = tmp_path / "out"
+    train(ModelConfig(**TINY), tiny_training(max_steps=3), out, stores[:2], stores[2:], progress=False)
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 3
+    with caplog.at_level("INFO", logger="swag.train"):
+        train(ModelConfig(**TINY), tiny_training(max_steps=5), out, stores[:2], stores[2:], progress=False)
+    assert "resuming" in caplog.text and "at step 3" in caplog.text
+    caplog.clear()
+    other = ModelConfig(**{**TINY, "embedding_dim": 32})
+    with caplog.at_level("INFO", logger="swag.train"):
+        summary = train(other, tiny_training(max_steps=2), out, stores[:2], stores[2:], progress=False)
+    assert "training afresh" in caplog.text and "resuming" not in caplog.text
+    assert summary["steps"] == 2
+    caplog.clear()
+    with caplog.at_level("INFO", logger="swag.train"):  # other data: one store fewer
+        train(other, tiny_training(max_steps=2), out, stores[:1], stores[2:], progress=False)
+    assert "training afresh" in caplog.text
