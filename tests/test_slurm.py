@@ -32,7 +32,8 @@ CLUSTER_SCRIPT = ROOT / "tests" / "slurm_cluster.sh"
 ACCOUNT = "swag"  # created by slurm_cluster.sh
 PARTITION = "debug"
 # Must agree with the GPU rules in profiles/slurm/profile.yaml.
-GPU_RULES = {"train_idm", "evaluate_idm", "label", "train_vpt", "evaluate_vpt", "finetune_bc", "finetune_rl"}
+GPU_RULES = {"train_idm", "evaluate_idm", "evaluate_labels", "evaluate_web_labels", "label", "train_vpt", "evaluate_vpt",
+             "finetune_bc", "finetune_rl"}
 TRAINING_RULES = ["train_idm", "train_vpt", "finetune_bc"]  # the first one in the DAG gets preempted
 SACCT_FIELDS = ["JobID", "State", "ExitCode", "Submit", "WorkDir", "AllocTRES", "ReqTRES", "Comment"]
 TOUCHED = ("idm", "smb1", "1-1_speedy_000")  # the recording whose raw files get touched
