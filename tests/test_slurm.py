@@ -36,7 +36,7 @@ GPU_RULES = {"train_idm", "evaluate_idm", "evaluate_labels", "evaluate_web_label
              "finetune_bc", "finetune_rl"}
 TRAINING_RULES = ["train_idm", "train_vpt", "finetune_bc"]  # the first one in the DAG gets preempted
 SACCT_FIELDS = ["JobID", "State", "ExitCode", "Submit", "WorkDir", "AllocTRES", "ReqTRES", "Comment"]
-TOUCHED = ("idm", "smb1", "1-1_speedy_000")  # the recording whose raw files get touched
+TOUCHED = ("idm", "smb1", "1-1_cautious_001")  # a training recording (tiny.yaml's train split) to touch
 
 
 def tiny_config() -> dict:
