@@ -177,7 +177,6 @@ def summarise(results: dict) -> str:
 
 def run() -> list[dict]:
     """Speed rows at demo size on CPU, one thread, measured side by side in this run."""
-    import tempfile
 
     import torch
 

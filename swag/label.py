@@ -27,7 +27,6 @@ import torch
 import zarr
 
 from swag.data import check_resolution
-from swag.errors import SwagError
 from swag.model import NUM_BUTTONS, VPTModel
 from swag.store import ATTRS_KEY, FORMAT_VERSION, default_compressor, open_store, replace_path
 from swag.train import EXIT_INTERRUPTED, TrainingInterrupted, load_model

@@ -13,15 +13,6 @@ from swag.model import ModelConfig, VPTModel
 from swag.store import StoreWriter, write_array_store
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared CPU: extra OpenMP threads only spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 
 def test_precision_recall_f1_by_hand():
     truth = np.array([1, 1, 0, 0, 1, 0], bool)

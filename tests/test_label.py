@@ -16,15 +16,6 @@ from swag.store import StoreWriter, open_store, write_array_store
 from swag.train import load_model
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared CPU: extra OpenMP threads only spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TINY = dict(embedding_dim=16, ff_dim=32, transformer_heads=2, transformer_blocks=1, dimensions={"x": 16, "y": 12},
             feature_channels=[4, 8], spatial_channels=4, sequence_length=8)
 

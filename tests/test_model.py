@@ -9,15 +9,6 @@ from swag.data import class_weights
 from swag.model import ModelConfig, VPTModel
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared CPU: extra OpenMP threads only spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 
 def tiny_config(**overrides) -> ModelConfig:
     values = dict(embedding_dim=16, ff_dim=32, transformer_heads=2, transformer_blocks=1,

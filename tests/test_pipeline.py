@@ -4,7 +4,6 @@ report builds with every section."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path

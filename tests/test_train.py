@@ -17,15 +17,6 @@ from swag.store import StoreWriter
 from swag.train import TrainingConfig, load_checkpoint, load_model, train, train_idm
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared CPU: extra OpenMP threads only spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TINY = dict(embedding_dim=16, ff_dim=32, transformer_heads=2, transformer_blocks=1, dimensions={"x": 16, "y": 12},
             feature_channels=[4, 8], spatial_channels=4, sequence_length=8)
 
