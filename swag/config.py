@@ -28,16 +28,27 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(part) for part in error.absolute_path) or "(top level)"
 
 
-def validate(config: dict[str, Any], source: str | Path = "config") -> dict[str, Any]:
-    """Raise SwagError naming the first bad key; returns the config unchanged when valid."""
-    validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(e.absolute_path)))
+def _raise_first_error(validator: jsonschema.Validator, values: Any, source: str | Path, prefix: str = "") -> None:
+    """SwagError `SOURCE: PREFIX.KEY.PATH: problem` for the shallowest schema violation, if any."""
+    errors = sorted(validator.iter_errors(values), key=lambda e: (len(e.absolute_path), list(e.absolute_path)))
     if errors:
         error = errors[0]
-        message = error.message
-        if error.validator == "additionalProperties":
-            message = message.replace("Additional properties are not allowed", "unknown key")
-        raise SwagError(f"{source}: {_key_path(error)}: {message}")
+        message = error.message.replace("Additional properties are not allowed", "unknown key")
+        raise SwagError(f"{source}: {prefix}{_key_path(error)}: {message}")
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SwagError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise SwagError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+
+
+def validate(config: dict[str, Any], source: str | Path = "config") -> dict[str, Any]:
+    """Raise SwagError naming the first bad key; returns the config unchanged when valid."""
+    _raise_first_error(jsonschema.Draft202012Validator(_schema()), config, source)
     _check_consistency(config, source)
     return config
 
@@ -78,12 +89,7 @@ def _check_consistency(config: dict[str, Any], source: str | Path) -> None:
 def load(path: str | Path) -> dict[str, Any]:
     """Read and validate a config file."""
     path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SwagError(f"{path}: config file not found") from None
-    except yaml.YAMLError as error:
-        raise SwagError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    config = _read_yaml(path)
     if not isinstance(config, dict):
         raise SwagError(f"{path}: expected a mapping of config sections at the top level")
     return validate(config, path)
@@ -127,19 +133,14 @@ def load_stage(path: str | Path, stage: str) -> dict[str, Any]:
     so a stage's jobs depend on their own settings and nothing else.
     """
     path = Path(path)
-    try:
-        values = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SwagError(f"{path}: config file not found") from None
-    except yaml.YAMLError as error:
-        raise SwagError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    values = _read_yaml(path)
     if isinstance(values, dict) and set(values) == {"model", "training"}:
-        validator = jsonschema.Draft202012Validator({**_schema()["$defs"]["stage"], "$defs": _schema()["$defs"]})
-        for error in sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path)):
-            message = error.message.replace("Additional properties are not allowed", "unknown key")
-            raise SwagError(f"{path}: {stage}.{_key_path(error)}: {message}")
+        stage_schema = {**_schema()["$defs"]["stage"], "$defs": _schema()["$defs"]}
+        _raise_first_error(jsonschema.Draft202012Validator(stage_schema), values, path, prefix=f"{stage}.")
         return values
-    values = load(path)
+    if not isinstance(values, dict):
+        raise SwagError(f"{path}: expected a mapping of config sections at the top level")
+    validate(values, path)
     if stage not in values:
         raise SwagError(f"{path}: no '{stage}' section")
     return values[stage]
