@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from swag.errors import SwagError
+from swag.errors import EXIT_INTERRUPTED, SwagError, TrainingInterrupted
 
 app = typer.Typer(
     name="swag",
@@ -221,15 +221,11 @@ def train_vpt_command(
     SIGTERM checkpoints and exits with 143; rerunning the same command resumes.
     """
     from swag.policy import train_vpt
-    from swag.train import EXIT_INTERRUPTED, TrainingInterrupted, configs_from_yaml
+    from swag.train import configs_from_yaml
 
     model_config, training_config = configs_from_yaml(config, "vpt")
-    try:
-        summary = train_vpt(index, labels, model_config, training_config, out, weighting=weighting,
-                            min_confidence=min_confidence, drop_null=drop_null)
-    except TrainingInterrupted as stop:
-        log.warning("%s: %s; rerun the same command to resume", out, stop)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    summary = train_vpt(index, labels, model_config, training_config, out, weighting=weighting,
+                        min_confidence=min_confidence, drop_null=drop_null)
     log.info("%s: %d steps, best validation loss %s", out, summary["steps"], summary["best_val_loss"])
 
 
@@ -296,16 +292,12 @@ def train_idm_command(
     SIGTERM checkpoints and exits with 143; rerunning the same command resumes. Under
     `torchrun --nproc_per_node=N -m swag.cli train-idm ...` it trains with DDP.
     """
-    from swag.train import EXIT_INTERRUPTED, TrainingInterrupted, configs_from_yaml, train_idm
+    from swag.train import configs_from_yaml, train_idm
 
     model_config, training_config = configs_from_yaml(config, "idm")
     if model_config.causal:
         raise SwagError(f"{config}: idm.model.causal must be false (the IDM sees future frames)")
-    try:
-        summary = train_idm(index, model_config, training_config, out)
-    except TrainingInterrupted as stop:
-        log.warning("%s: %s; rerun the same command to resume", out, stop)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    summary = train_idm(index, model_config, training_config, out)
     log.info("%s: %d steps, best validation loss %s", out, summary["steps"], summary["best_val_loss"])
 
 
@@ -341,7 +333,6 @@ def label_command(
     from tqdm import tqdm
 
     from swag.label import label_store
-    from swag.train import EXIT_INTERRUPTED, TrainingInterrupted
 
     with tqdm(desc="label", unit="batch") as bar:
         def on_batch(done: int, total: int) -> None:
@@ -349,11 +340,7 @@ def label_command(
             bar.n = done
             bar.refresh()
 
-        try:
-            label_store(video, model, out, batch_size, on_batch=on_batch)
-        except TrainingInterrupted as stop:
-            log.warning("%s; rerun the same command to resume", stop)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+        label_store(video, model, out, batch_size, on_batch=on_batch)
     log.info("%s: labelled %s", out, video)
 
 
@@ -386,6 +373,9 @@ def run() -> None:
     except SwagError as error:
         print(f"swag: error: {error}", file=sys.stderr)
         sys.exit(1)
+    except TrainingInterrupted as stop:  # training and labelling checkpoint on SIGTERM
+        print(f"swag: {stop}; rerun the same command to resume", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     except (typer.Abort, KeyboardInterrupt):
         print("swag: aborted", file=sys.stderr)
         sys.exit(130)

@@ -29,7 +29,8 @@ import zarr
 from swag.data import check_resolution
 from swag.model import NUM_BUTTONS, VPTModel
 from swag.store import ATTRS_KEY, FORMAT_VERSION, default_compressor, open_store, replace_path
-from swag.train import EXIT_INTERRUPTED, TrainingInterrupted, load_model
+from swag.errors import EXIT_INTERRUPTED, TrainingInterrupted
+from swag.train import load_model
 
 log = logging.getLogger(__name__)
 

@@ -33,12 +33,11 @@ import torch
 import torch.distributed as dist
 
 from swag.data import WindowDataset, augment, class_weights, read_index, index_stores, split_fit_val
-from swag.errors import SwagError
+from swag.errors import EXIT_INTERRUPTED, SwagError, TrainingInterrupted
 from swag.model import ModelConfig, VPTModel
 
 log = logging.getLogger(__name__)
 
-EXIT_INTERRUPTED = 143  # 128 + SIGTERM: a non-zero status so SLURM/Snakemake retry the job
 
 
 @dataclass
@@ -69,10 +68,6 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"unknown training config keys: {', '.join(sorted(unknown))}")
         return cls(**values)
-
-
-class TrainingInterrupted(Exception):
-    """SIGTERM arrived; the checkpoint is written. The CLI exits with EXIT_INTERRUPTED."""
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -367,7 +362,7 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                     if is_main:
                         log.warning("SIGTERM: checkpoint written at step %d; exiting with %d",
                                     state["step"], EXIT_INTERRUPTED)
-                    raise TrainingInterrupted(f"interrupted at step {state['step']}")
+                    raise TrainingInterrupted(f"{out_dir}: interrupted at step {state['step']}")
                 if state["step"] % config.checkpoint_every == 0:
                     save_checkpoint()
                 if state["step"] >= total_steps or state["stopped_early"]:
