@@ -232,6 +232,17 @@ class VPTModel(nn.Module):
 
         Returns logits (B, T, 8 or 256) and the weighted mean loss (None without targets).
         """
+        logits = self.head(self.transform(self.encode(frames)))  # (B, T, 8 or 256)
+        if targets is None:
+            return logits, None
+        return logits, self.loss(logits, targets, weights)
+
+    def encode(self, frames):
+        """frames (B, T, H, W, 3) uint8 -> per-frame embeddings (B, T, E).
+
+        Frame t's embedding depends on frames t-k//2 … t+k//2 (IDM) or t-k+1 … t (causal) only,
+        so a policy can encode one new frame at a time from the last `temporal_kernel` frames.
+        """
         B, T, H, W, C = frames.shape
         if (H, W) != (self.config.dimensions.y, self.config.dimensions.x):
             raise ValueError(f"frames are {W}x{H}, the model expects "
@@ -243,13 +254,15 @@ class VPTModel(nn.Module):
         x = x.transpose(1, 2).reshape(B * T, -1, H, W)  # (B*T, S, H, W)
         x = self.cnn(x)  # (B*T, F, H', W')
         x = F.relu(self.embed(x.flatten(1)))  # (B*T, E)
-        x = x.view(B, T, -1) + self.position[:, :T]  # (B, T, E)
+        return x.view(B, T, -1)  # (B, T, E)
+
+    def transform(self, x):
+        """Per-frame embeddings (B, T, E) -> features (B, T, E) the action head (and, when
+        fine-tuning by RL, a value head) reads; position 0 is the window's first frame."""
+        x = x + self.position[:, : x.shape[1]]  # (B, T, E)
         for block in self.blocks:
             x = block(x)
-        logits = self.head(self.ln_f(x))  # (B, T, 8 or 256)
-        if targets is None:
-            return logits, None
-        return logits, self.loss(logits, targets, weights)
+        return self.ln_f(x)  # (B, T, E)
 
     def loss(self, logits, targets, weights=None):
         """Class-weighted cross entropy, averaged over frames (each frame weighted by `weights`)."""

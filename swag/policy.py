@@ -223,28 +223,19 @@ class ModelAgent(Agent):
         probs = probs.astype(np.float64)
         return int(self.rng.choice(len(probs), p=probs / probs.sum()))
 
-    # The two halves of VPTModel.forward, split so the encoder runs on one frame at a time.
-    # tests/test_policy.py checks they reproduce VPTModel.forward within the first window.
+    # VPTModel.forward is head(transform(encode(frames))); the agent encodes one frame per step.
+    # tests/test_policy.py checks this reproduces VPTModel.forward within the first window.
 
     def _encode_newest(self):
         """The embedding (E,) of the newest frame from the last `kernel` raw frames."""
         import torch
-        import torch.nn.functional as F
 
-        model = self.model
-        frames = torch.stack(list(self.frames))  # (k', H, W, 3), k' <= kernel
-        x = frames.permute(3, 0, 1, 2).unsqueeze(0).float() / 255.0  # (1, 3, k', H, W)
-        x = model.temporal(x)[:, :, -1]  # (1, S, H, W): causal, so it saw only frames <= newest
-        x = model.cnn(x)  # (1, F, H', W')
-        return F.relu(model.embed(x.flatten(1)))[0]  # (E,)
+        frames = torch.stack(list(self.frames)).unsqueeze(0)  # (1, k', H, W, 3), k' <= kernel
+        return self.model.encode(frames)[0, -1]  # (E,): causal, so it saw only frames <= newest
 
     def _transform(self, embeddings):
         """(1, L, E) embeddings of the last L frames -> logits of the action at the newest one."""
-        model = self.model
-        x = embeddings + model.position[:, : embeddings.shape[1]]  # (1, L, E)
-        for block in model.blocks:
-            x = block(x)
-        return model.head(model.ln_f(x[:, -1]))[0]  # (8 or 256,)
+        return self.model.head(self.model.transform(embeddings)[:, -1])[0]  # (8 or 256,)
 
 
 # --- agents from a picklable recipe --------------------------------------------------------------
