@@ -15,7 +15,6 @@ to PATH.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import signal
@@ -28,7 +27,7 @@ import zarr
 
 from swag.data import check_resolution
 from swag.model import NUM_BUTTONS, VPTModel
-from swag.store import ATTRS_KEY, FORMAT_VERSION, default_compressor, open_store, replace_path
+from swag.store import ATTRS_KEY, FORMAT_VERSION, default_compressor, file_sha256, open_store, replace_path
 from swag.errors import EXIT_INTERRUPTED, TrainingInterrupted
 from swag.train import load_model
 
@@ -84,14 +83,6 @@ def predict_store(model: VPTModel, frames, batch_size: int = 16, device="cpu"):
     return actions, probs, confidence
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def label_store(video_path, model_path, out_path, batch_size: int = 16, device: str | None = None,
                 on_batch: Callable[[int, int], None] | None = None) -> Path:
     """Label one video store with the IDM at `model_path`, writing the labels store `out_path`.
@@ -107,7 +98,7 @@ def label_store(video_path, model_path, out_path, batch_size: int = 16, device: 
     T = len(video)
     spans = windows(T, model.config.sequence_length)
     total_batches = (len(spans) + batch_size - 1) // batch_size
-    attrs = {"kind": "labels", "video": str(video_path), "idm": str(model_path), "idm_sha256": _file_sha256(model_path),
+    attrs = {"kind": "labels", "video": str(video_path), "idm": str(model_path), "idm_sha256": file_sha256(model_path),
              "fps": video.fps, "height": video.height, "width": video.width, "frames": T, "has_actions": True,
              "game": video.attrs.get("game"), "level": video.attrs.get("level"), "batch_size": batch_size,
              "format_version": FORMAT_VERSION}

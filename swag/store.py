@@ -30,6 +30,14 @@ from zarr.codecs import ZstdCodec
 
 from swag.errors import SwagError
 
+
+def file_sha256(path) -> str:
+    """Hex sha256 of a file's bytes (identifies a checkpoint in provenance and run keys)."""
+    import hashlib
+
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
 FORMAT_VERSION = 1
 ATTRS_KEY = "swag"
 

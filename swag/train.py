@@ -35,6 +35,7 @@ import torch.distributed as dist
 from swag.data import WindowDataset, augment, class_weights, read_index, index_stores, split_fit_val
 from swag.errors import EXIT_INTERRUPTED, SwagError, TrainingInterrupted
 from swag.model import ModelConfig, VPTModel
+from swag.store import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +107,10 @@ RESUMABLE_CHANGES = ("epochs", "max_steps", "patience", "eval_every", "checkpoin
 
 
 def _run_key(model_config: ModelConfig, config: TrainingConfig, fit_stores, val_stores, fit_labels, val_labels,
-             use_confidence: bool) -> str:
-    """What makes a checkpoint this run's: the model, the settings that shape each step, and the
-    identity of every store and labels store (path, frames and provenance)."""
+             use_confidence: bool, init: dict | None = None) -> str:
+    """What makes a checkpoint this run's: the model, the settings that shape each step, the
+    identity of every store and labels store (path, frames and provenance), and for a fine-tuning
+    run the starting weights and what was frozen."""
     from swag.store import read_store_attrs
 
     def identity(paths):
@@ -118,7 +120,7 @@ def _run_key(model_config: ModelConfig, config: TrainingConfig, fit_stores, val_
     training = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
     key = {"model": model_config.to_dict(), "training": training, "fit": identity(fit_stores),
            "val": identity(val_stores), "fit_labels": identity(fit_labels), "val_labels": identity(val_labels),
-           "use_confidence": use_confidence}
+           "use_confidence": use_confidence, "init": init}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -145,11 +147,13 @@ def _distributed() -> tuple[int, int, int]:
 
 def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores: list, val_stores: list,
           fit_labels: list | None = None, val_labels: list | None = None, use_confidence: bool = False,
-          progress: bool = True) -> dict:
+          progress: bool = True, init_checkpoint=None, freeze_trunk: bool = False) -> dict:
     """Train a model on windows of `fit_stores`, validating on `val_stores`; see the module docstring.
 
     `*_labels` (optional) are labels stores (from `swag label`) to train on instead of the stores'
     own actions; `use_confidence` weights each frame's loss by the label confidence.
+    Fine-tuning: `init_checkpoint` (a model.pt of the same model config) gives the starting
+    weights, and `freeze_trunk` trains only the action head on top of them.
     Returns the summary written to train_log.json.
     """
     out_dir = Path(out_dir)
@@ -189,9 +193,20 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
 
     # --- model and optimiser ---
     model = VPTModel(model_config).to(device)
+    init = None
+    if init_checkpoint is not None:
+        model.load_state_dict(load_checkpoint(init_checkpoint, model_config)["model"])
+        init = {"checkpoint": file_sha256(init_checkpoint), "freeze_trunk": freeze_trunk}
+    elif freeze_trunk:
+        raise SwagError(f"{out_dir}: freeze_trunk needs starting weights (init_checkpoint)")
+    # the loss weights are this data's, not the starting weights' (load_state_dict restored those)
     model.set_class_weights(class_weights(fit_data.all_actions(), model_config.head, config.min_class_weight).to(device))
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    if freeze_trunk:
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(name.startswith("head."))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.dim() >= 2]
+    no_decay = [p for p in trainable if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate)
 
@@ -199,7 +214,7 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_val_loss": math.inf, "evals_since_best": 0,
              "best_model": None, "curves": [], "stopped_early": False}
     checkpoint_path = out_dir / "checkpoint.pt"
-    run_key = _run_key(model_config, config, fit_stores, val_stores, fit_labels, val_labels, use_confidence)
+    run_key = _run_key(model_config, config, fit_stores, val_stores, fit_labels, val_labels, use_confidence, init)
     checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
     if checkpoint is not None and checkpoint.get("run_key") != run_key:
         # Snakemake reruns training when its config or data changed: that is a new run, not a resume.
@@ -383,7 +398,8 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                if math.isfinite(state["best_val_loss"]) else None, "stopped_early": state["stopped_early"],
                "fit_stores": [str(p) for p in fit_stores], "val_stores": [str(p) for p in val_stores],
                "model_config": model_config.to_dict(), "training_config": asdict(config),
-               "parameters": raw_model.num_parameters(), "world_size": world_size, "curves": state["curves"]}
+               "parameters": raw_model.num_parameters(), "world_size": world_size, "init": init,
+               "curves": state["curves"]}
     if is_main:
         best = state["best_model"] or raw_model.state_dict()
         _atomic_torch_save({"model": best, "model_config": model_config.to_dict(),
@@ -397,19 +413,29 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
 
 
 def plot_curves(curves: list[dict], path: Path) -> None:
+    """Training and validation loss against the step."""
+    lines = {"train loss": [c["train_loss"] for c in curves]}
+    if curves and "val_loss" in curves[0]:
+        lines["validation loss"] = [c["val_loss"] for c in curves]
+    plot_panels(path, [c["step"] for c in curves], "step", {"loss": lines})
+
+
+def plot_panels(path: Path, x: list, xlabel: str, panels: dict[str, dict[str, list]]) -> None:
+    """One panel per entry of `panels` ({title: {line label: values}}), side by side, written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    steps = [c["step"] for c in curves]
-    ax.plot(steps, [c["train_loss"] for c in curves], label="train loss")
-    if curves and "val_loss" in curves[0]:
-        ax.plot(steps, [c["val_loss"] for c in curves], label="validation loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.legend()
+    path = Path(path)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (title, lines) in zip(axes[0], panels.items()):
+        for label, values in lines.items():
+            ax.plot(x, values, marker="." if len(x) < 30 else None, label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_title(title)
+        if len(lines) > 1:
+            ax.legend()
     fig.tight_layout()
     temp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
     fig.savefig(temp, dpi=100)
