@@ -19,6 +19,7 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/stage_config.smk"
 include: "workflow/rules/idm.smk"
 include: "workflow/rules/vpt.smk"
+include: "workflow/rules/finetune.smk"
 
 
 rule all:

@@ -229,6 +229,53 @@ def train_vpt_command(
     log.info("%s: %d steps, best validation loss %s", out, summary["steps"], summary["best_val_loss"])
 
 
+@app.command("finetune")
+def finetune_command(
+    mode: Annotated[str, typer.Option(help="bc (behaviour cloning on the target's recordings) or rl (PPO in the emulator).")],
+    config: Annotated[Path, typer.Option(help="Fine-tuning file (results/config/finetune/NAME.yaml), or a pipeline "
+                                              "config with --target.")],
+    out: Annotated[Path, typer.Option(help="Output folder: model.pt, checkpoint.pt, train_log.json, curves.png, runs/.")],
+    checkpoint: Annotated[Optional[Path], typer.Option(help="The VPT policy's model.pt to start from.")] = None,
+    target: Annotated[Optional[str], typer.Option(help="Target name, when --config is a pipeline config.")] = None,
+    index: Annotated[Optional[Path], typer.Option(help="bc: index of the labelled fine-tuning recordings "
+                                                       "(results/index/finetune.json).")] = None,
+    from_scratch: Annotated[bool, typer.Option(help="rl: fresh weights of the VPT model config instead of "
+                                                    "--checkpoint (the RL-from-scratch baseline).")] = False,
+    fps: Annotated[float, typer.Option(help="rl: policy frame rate (data.fps); each action is held 60/fps frames.")] = 20,
+) -> None:
+    """Fine-tune the VPT policy on a target: BC on its recordings, or PPO with a KL leash to the policy.
+
+    SIGTERM checkpoints (bc) or keeps the last finished iteration (rl) and exits with 143;
+    rerunning the same command resumes.
+    """
+    from swag.finetune import finetune_bc, finetune_configs
+
+    target_config, model_config, training = finetune_configs(config, target)
+    if mode == "bc":
+        if "bc" not in target_config:
+            raise SwagError(f"{config}: target {target_config['name']} has no bc section")
+        if checkpoint is None or index is None:
+            raise SwagError("finetune --mode bc needs --checkpoint and --index")
+        summary = finetune_bc(checkpoint, index, target_config, training, out)
+        log.info("%s: %d steps, best validation loss %s", out, summary["steps"], summary["best_val_loss"])
+    elif mode == "rl":
+        from swag.ppo import RLConfig, finetune_rl
+
+        if (checkpoint is None) == (not from_scratch):
+            raise SwagError("finetune --mode rl needs --checkpoint, or --from-scratch (not both)")
+        try:
+            rl_config = RLConfig.from_dict(dict(target_config.get("rl", {})))
+        except (ValueError, TypeError) as error:
+            raise SwagError(f"{config}: {error}") from None
+        summary = finetune_rl(out, target_config["game"], target_config.get("level"), rl_config, fps,
+                              checkpoint=None if from_scratch else checkpoint, model_config=model_config)
+        last = summary["curves"][-1] if summary["curves"] else {}
+        log.info("%s: %d iterations, %d env steps, last return %s", out, summary["iterations"], summary["env_steps"],
+                 last.get("episode_return"))
+    else:
+        raise SwagError(f"finetune: --mode must be bc or rl, got {mode!r}")
+
+
 @app.command("evaluate-vpt")
 def evaluate_vpt_command(
     out: Annotated[Path, typer.Argument(help="Output folder: NAME.json and videos/.")],
@@ -347,10 +394,11 @@ def label_command(
 @app.command("stage-config")
 def stage_config_command(
     out: Annotated[Path, typer.Argument(help="Stage config file to write (results/config/{stage}.yaml).")],
-    stage: Annotated[str, typer.Option(help="idm or vpt.")],
-    section: Annotated[str, typer.Option(help="The stage's {model, training} section, as JSON.")],
+    stage: Annotated[str, typer.Option(help="idm, vpt or finetune.")],
+    section: Annotated[str, typer.Option(help="The stage's {model, training} section (finetune: {target, model}), "
+                                              "as JSON.")],
 ) -> None:
-    """Write one stage's validated model and training settings as a YAML file (used by the workflow)."""
+    """Write one stage's validated settings as a YAML file (used by the workflow)."""
     import json
 
     import yaml
@@ -361,7 +409,11 @@ def stage_config_command(
     values = json.loads(section)
     with atomic_store_path(out) as temp:
         temp.write_text(yaml.safe_dump(values, sort_keys=False))
-        swag_config.load_stage(temp, stage)  # an invalid section never reaches `out`
+        # an invalid section never reaches `out`
+        if stage == "finetune":
+            swag_config.load_finetune(temp)
+        else:
+            swag_config.load_stage(temp, stage)
 
 
 def run() -> None:

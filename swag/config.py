@@ -73,6 +73,20 @@ def _check_consistency(config: dict[str, Any], source: str | Path) -> None:
     entries += [(f"sources.{i}", entry) for i, entry in enumerate(config.get("sources", []))
                 if entry["kind"] == "video"]
     entries += [(f"evaluation.rollouts.{i}", entry) for i, entry in enumerate(rollouts)]
+    targets = config.get("finetune", {}).get("targets", [])
+    entries += [(f"finetune.targets.{i}", entry) for i, entry in enumerate(targets)]
+    names = [target["name"] for target in targets]
+    for i, target in enumerate(targets):
+        if names.count(target["name"]) > 1:
+            raise SwagError(f"{source}: finetune.targets.{i}.name: {target['name']!r} names two targets")
+        steps = target.get("rl", {}).get("rollout_steps")
+        length = config["vpt"]["model"]["sequence_length"]
+        if steps is not None and steps % length:
+            raise SwagError(f"{source}: finetune.targets.{i}.rl.rollout_steps: {steps} is not a multiple of "
+                            f"vpt.model.sequence_length {length}")
+    for i, entry in enumerate(config.get("sources", [])):
+        if entry["dataset"] == "finetune" and entry["kind"] == "video":
+            raise SwagError(f"{source}: sources.{i}: video has no actions; finetune sources must be labelled play")
     for key, entry in entries:
         where = f"{source}: {key}"
         if "game" not in entry:
@@ -144,3 +158,42 @@ def load_stage(path: str | Path, stage: str) -> dict[str, Any]:
     if stage not in values:
         raise SwagError(f"{path}: no '{stage}' section")
     return values[stage]
+
+
+def finetune_section(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """What a fine-tuning job reads (the file `results/config/finetune/{name}.yaml`): the target
+    `name` of a validated pipeline config, its `bc.training` completed from `vpt.training`, and
+    `vpt.model` (RL from scratch builds that model)."""
+    targets = {target["name"]: target for target in config.get("finetune", {}).get("targets", [])}
+    if name not in targets:
+        raise SwagError(f"no fine-tuning target {name!r} (config has: {', '.join(targets) or 'none'})")
+    target = dict(targets[name])
+    if "bc" in target:
+        target["bc"] = {**target["bc"], "training": {**config["vpt"]["training"],
+                                                     **target["bc"].get("training", {})}}
+    return {"target": target, "model": config["vpt"]["model"]}
+
+
+def load_finetune(path: str | Path, name: str | None = None) -> dict[str, Any]:
+    """A fine-tuning file (see `finetune_section`), or target `name` of a whole pipeline config."""
+    path = Path(path)
+    values = _read_yaml(path)
+    if isinstance(values, dict) and set(values) == {"target", "model"}:
+        schema = {"type": "object", "properties": {
+            "target": {"$ref": "#/$defs/finetune_target"}, "model": {"$ref": "#/$defs/stage/properties/model"}},
+            "$defs": _schema()["$defs"]}
+        _raise_first_error(jsonschema.Draft202012Validator(schema), values, path)
+        if "bc" in values["target"]:
+            training = {"$ref": "#/$defs/stage/properties/training", "$defs": _schema()["$defs"]}
+            _raise_first_error(jsonschema.Draft202012Validator(training), values["target"]["bc"]["training"], path,
+                               prefix="target.bc.training.")
+        return values
+    if not isinstance(values, dict):
+        raise SwagError(f"{path}: expected a mapping of config sections at the top level")
+    validate(values, path)
+    if name is None:
+        raise SwagError(f"{path}: a pipeline config holds several targets; name one (--target)")
+    try:
+        return finetune_section(values, name)
+    except SwagError as error:
+        raise SwagError(f"{path}: {error}") from None

@@ -10,7 +10,10 @@ held-out recordings with true labels). Outputs, for the Snakemake report:
     OUT.png    bar plot: mean progress per policy, one panel per game (error bars: std over episodes,
                dots: median)
 
-Rows are ordered random, VPT, oracle-BC, demonstrator, then any others (e.g. fine-tuned) by name.
+Rows are ordered random, VPT, oracle-BC, demonstrator, then the fine-tuned policies of each target
+(vpt-bc-ft-T, vpt-rl-ft-T, rl-scratch-T, as the workflow names them), then any others by name.
+Ratios: every policy's mean progress against random's and oracle-BC's, and the fine-tuned ones'
+against the VPT policy they started from.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from swag.errors import SwagError
 from swag.rollout import read_results
 
 ROW_ORDER = ("random", "vpt", "oracle-bc", "demonstrator")
+FINETUNED_PREFIXES = ("vpt-bc-ft-", "vpt-rl-ft-", "rl-scratch-")
 
 # per-game metrics, in column order: summary key -> column label (only those a game reports)
 METRICS = (
@@ -37,12 +41,15 @@ METRICS = (
 OFFLINE_METRICS = (("action_accuracy", "action accuracy"), ("button_f1_macro", "button F1 (macro)"))
 
 
-def _row_rank(name: str) -> tuple[int, str]:
+def _row_rank(name: str) -> tuple[int, str, int]:
     lowered = name.lower()
     for rank, key in enumerate(ROW_ORDER):
         if lowered == key:
-            return rank, lowered
-    return len(ROW_ORDER), lowered
+            return rank, "", 0
+    for rank, prefix in enumerate(FINETUNED_PREFIXES):
+        if lowered.startswith(prefix):  # grouped by target, in BC, RL, scratch order
+            return len(ROW_ORDER), lowered.removeprefix(prefix), rank
+    return len(ROW_ORDER) + 1, lowered, 0
 
 
 def build_table(result_paths, reference: str = "random", ceiling: str = "oracle-bc") -> dict:
@@ -78,7 +85,7 @@ def build_table(result_paths, reference: str = "random", ceiling: str = "oracle-
                      "episodes": {g: result["games"][g]["episodes"] for g in result["games"]},
                      "progress_std": {g: result["games"][g]["progress_std"] for g in result["games"]}})
     ratios = {}
-    for base in (reference, ceiling):
+    for base in (reference, ceiling, "vpt"):
         base_result = next((r for r in results if r["policy"].lower() == base), None)
         if base_result is None:
             continue
@@ -87,6 +94,8 @@ def build_table(result_paths, reference: str = "random", ceiling: str = "oracle-
             for result in results:
                 numerator = result["games"].get(game, {}).get("progress_mean")
                 if numerator is None or not denominator or result is base_result:
+                    continue
+                if base == "vpt" and not result["policy"].lower().startswith(FINETUNED_PREFIXES):
                     continue
                 ratios.setdefault(f"vs {base}", {}).setdefault(game, {})[result["policy"]] = numerator / denominator
     settings = {(r["fps"], r["max_steps"]) for r in results}

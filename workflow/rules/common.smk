@@ -16,7 +16,7 @@ shell.prefix(f"export PYTHONPATH='{workflow.basedir}':$PYTHONPATH; ")
 CONFIG_SOURCE = ", ".join(map(str, workflow.overwrite_configfiles or workflow.configfiles)) or "config"
 swag_config.validate(config, source=CONFIG_SOURCE)
 
-DATASETS = [name for name in ("idm", "vpt") if config["recordings"].get(name)]
+DATASETS = [name for name in ("idm", "vpt", "finetune") if config["recordings"].get(name)]
 RECORDINGS = {
     (rec["dataset"], rec["game"], rec["episode"]): rec
     for dataset in DATASETS
@@ -69,7 +69,17 @@ wildcard_constraints:
 
 # Policies in the result table; vpt (and oracle-bc) are trained by train_vpt.
 POLICIES_TRAINED = ["vpt", "oracle-bc"] if VPT_HAS_TRUTH else ["vpt"]
-POLICIES = ["random", *POLICIES_TRAINED, "demonstrator"]
+
+# Fine-tuning targets, and the policies they add: policy name -> the model it plays.
+FINETUNE_TARGETS = {target["name"]: target for target in config.get("finetune", {}).get("targets", [])}
+FINETUNED = {}
+for name, target in FINETUNE_TARGETS.items():
+    if "bc" in target:
+        FINETUNED[f"vpt-bc-ft-{name}"] = f"results/finetune/{name}/bc/model.pt"
+    if "rl" in target:
+        FINETUNED[f"vpt-rl-ft-{name}"] = f"results/finetune/{name}/rl/model.pt"
+        FINETUNED[f"rl-scratch-{name}"] = f"results/finetune/{name}/rl-scratch/model.pt"
+POLICIES = ["random", *POLICIES_TRAINED, "demonstrator", *FINETUNED]
 
 
 def recording(wildcards):
@@ -118,6 +128,7 @@ def get_final_outputs():
         outputs += ["results/idm/label_quality", "results/eval/table.md"]
         if web_stores("vpt"):
             outputs += ["results/idm/web_label_quality"]
+    outputs += [str(Path(model).with_name("curves.png")) for model in FINETUNED.values()]
     return outputs
 
 
@@ -143,11 +154,10 @@ def label_stores(dataset):
 
 
 def rollout_args():
-    """`--game GAME[:LEVEL]` for every game the policies play."""
-    return " ".join(
-        f"--game {entry['game']}" + (f":{entry['level']}" if entry.get("level") else "")
-        for entry in config["evaluation"]["rollouts"]
-    )
+    """`--game GAME[:LEVEL]` for every game the policies play: the evaluation's and the fine-tuning targets'."""
+    games = [entry["game"] + (f":{entry['level']}" if entry.get("level") else "")
+             for entry in [*config["evaluation"]["rollouts"], *FINETUNE_TARGETS.values()]]
+    return " ".join(f"--game {game}" for game in dict.fromkeys(games))
 
 
 def policy_label_inputs(wildcards):
@@ -158,14 +168,42 @@ def evaluation_inputs(wildcards):
     inputs = {"index": "results/index/vpt.json"}
     if wildcards.policy in POLICIES_TRAINED:
         inputs["model"] = f"results/policies/{wildcards.policy}/model.pt"
+    if wildcards.policy in FINETUNED:
+        inputs["model"] = FINETUNED[wildcards.policy]
     if wildcards.policy == "random":
         inputs["labels"] = label_stores("vpt")
     return inputs
 
 
 def agent_args(wildcards, input):
-    if wildcards.policy in POLICIES_TRAINED:
+    if wildcards.policy in POLICIES_TRAINED or wildcards.policy in FINETUNED:
         return f"--agent model --checkpoint {input.model}"
     if wildcards.policy == "random":
         return "--agent random --labels results/labels/vpt"
     return f"--agent demonstrator --style {config['evaluation']['demonstrator_style']}"
+
+
+def finetune_bc_inputs(wildcards):
+    """The target's recordings must exist: BC fine-tuning with nothing to learn from is a config error."""
+    target = FINETUNE_TARGETS[wildcards.target]
+    matching = [
+        key for key in [*RECORDINGS, *SOURCES]
+        if key[0] == "finetune" and key[1] == target["game"]
+        and (not target.get("level") or (RECORDINGS.get(key) or SOURCES.get(key)).get("level") in (None, target["level"]))
+    ]
+    if not matching:
+        raise SwagError(f"{CONFIG_SOURCE}: finetune target {wildcards.target} has a bc section but "
+                        f"recordings.finetune holds no {target['game']} {target.get('level') or ''} play")
+    return {
+        "config": f"results/config/finetune/{wildcards.target}.yaml",
+        "checkpoint": "results/policies/vpt/model.pt",
+        "index": "results/index/finetune.json",
+        "stores": stores("finetune"),
+    }
+
+
+def finetune_rl_inputs(wildcards):
+    inputs = {"config": f"results/config/finetune/{wildcards.target}.yaml"}
+    if wildcards.method == "rl":
+        inputs["checkpoint"] = "results/policies/vpt/model.pt"
+    return inputs

@@ -27,7 +27,7 @@ rule convert_recording:
     output:
         store=directory("results/zarr/{dataset}/{game}/{episode}.zarr"),
     wildcard_constraints:
-        dataset="idm",
+        dataset="idm|finetune",
         episode=r"(?!web_|video_)[A-Za-z0-9_.-]+",
     params:
         prefix=subpath(input.meta, strip_suffix=".json"),
