@@ -59,7 +59,7 @@ def test_unreadable_config(tmp_path):
 
 def test_episode_seeds_are_stable_and_distinct():
     loaded = config.load(ROOT / "config" / "demo.yaml")
-    recs = config.recordings(loaded, "idm") + config.recordings(loaded, "vpt")
+    recs = config.recordings(loaded, "idm") + config.recordings(loaded, "vpt") + config.recordings(loaded, "finetune")
     seeds = [r["seed"] for r in recs]
     assert len(set(seeds)) == len(seeds)
     assert config.episode_seed("idm", "smb1", "1-1_cautious_000") == config.episode_seed("idm", "smb1", "1-1_cautious_000")

@@ -47,15 +47,20 @@ def test_whole_dag_produces_every_stage(tiny_run):
     results = tiny_run / "results"
     for path in ["index/idm.json", "index/vpt.json", "stats/idm/stats.json", "idm/model.pt",
                  "idm/eval/idm_eval.json", "idm/label_quality/idm_eval.json", "policies/vpt/model.pt",
-                 "policies/oracle-bc/model.pt", "eval/table.md", "eval/table.json"]:
+                 "policies/oracle-bc/model.pt", "eval/table.md", "eval/table.json", "index/finetune.json",
+                 "finetune/smb1-1-2/bc/model.pt", "finetune/smb1-1-2/rl/curves.png",
+                 "finetune/smb1-1-2/rl-scratch/train_log.json"]:
         assert (results / path).exists(), path
     # the unlabelled set's stores carry no actions; its truth lives apart
     for store in (results / "zarr" / "vpt").glob("*/*.zarr"):
         assert not (store / "actions").exists()
         assert (results / "truth" / "vpt" / store.parent.name / store.name / "actions").exists()
     table = (results / "eval" / "table.md").read_text()
-    for policy in ("random", "vpt", "oracle-bc", "demonstrator"):
+    for policy in ("random", "vpt", "oracle-bc", "demonstrator", "vpt-bc-ft-smb1-1-2", "vpt-rl-ft-smb1-1-2",
+                   "rl-scratch-smb1-1-2"):
         assert f"| {policy} |" in table
+    # every policy also plays the fine-tuning target's level
+    assert "smb1:1-2 progress mean" in table
 
 
 def test_second_run_has_nothing_to_do(tiny_run):
@@ -77,6 +82,9 @@ def test_adding_a_recording_reruns_only_its_jobs(tiny_run, tmp_path):
     # the labelled set, its index and the IDM are untouched
     assert "train_idm" not in jobs and "convert_recording" not in jobs
     assert jobs["index_dataset"] == ["dataset=vpt"]
+    # fine-tuning from the retrained VPT policy reruns; RL from scratch does not depend on it
+    assert jobs["finetune_bc"] == ["target=smb1-1-2"]
+    assert [w for w in jobs["finetune_rl"]] == ["target=smb1-1-2, method=rl"]
 
 
 def test_report_builds_with_every_section(tiny_run):
@@ -85,5 +93,6 @@ def test_report_builds_with_every_section(tiny_run):
     assert result.returncode == 0, result.stderr[-3000:]
     html = report.read_text(errors="replace")
     for entry in ["0. Configuration", "1. Data", "2. Inverse dynamics model", "3. VPT policy", "4. Evaluation",
+                  "5. Fine-tuning",
                   "frames.png", "buttons.png", "confusion_test.png", "curves.png", "table.md", ".mp4"]:
         assert entry in html, entry
