@@ -232,7 +232,7 @@ def train_vpt_command(
 @app.command("finetune")
 def finetune_command(
     mode: Annotated[str, typer.Option(help="bc (behaviour cloning on the target's recordings) or rl (PPO in the emulator).")],
-    config: Annotated[Path, typer.Option(help="Fine-tuning file (results/config/finetune/NAME.yaml), or a pipeline "
+    config: Annotated[Path, typer.Option(help="Fine-tuning file (results/config/finetune/NAME/{bc,rl}.yaml), or a pipeline "
                                               "config with --target.")],
     out: Annotated[Path, typer.Option(help="Output folder: model.pt, checkpoint.pt, train_log.json, curves.png, runs/.")],
     checkpoint: Annotated[Optional[Path], typer.Option(help="The VPT policy's model.pt to start from.")] = None,

@@ -160,17 +160,23 @@ def load_stage(path: str | Path, stage: str) -> dict[str, Any]:
     return values[stage]
 
 
-def finetune_section(config: dict[str, Any], name: str) -> dict[str, Any]:
-    """What a fine-tuning job reads (the file `results/config/finetune/{name}.yaml`): the target
-    `name` of a validated pipeline config, its `bc.training` completed from `vpt.training`, and
-    `vpt.model` (RL from scratch builds that model)."""
+def finetune_section(config: dict[str, Any], name: str, method: str | None = None) -> dict[str, Any]:
+    """What a fine-tuning job reads (the file `results/config/finetune/{name}/{method}.yaml`): the
+    target `name` of a validated pipeline config, its `bc.training` completed from `vpt.training`,
+    and `vpt.model` (RL from scratch builds that model). With `method` "bc" or "rl", only that
+    method's settings, so changing one method's settings never reruns the other's jobs."""
     targets = {target["name"]: target for target in config.get("finetune", {}).get("targets", [])}
     if name not in targets:
         raise SwagError(f"no fine-tuning target {name!r} (config has: {', '.join(targets) or 'none'})")
+    if method not in (None, "bc", "rl"):
+        raise SwagError(f"fine-tuning method must be bc or rl, got {method!r}")
     target = dict(targets[name])
     if "bc" in target:
         target["bc"] = {**target["bc"], "training": {**config["vpt"]["training"],
                                                      **target["bc"].get("training", {})}}
+    if method is not None:
+        other = "rl" if method == "bc" else "bc"
+        target.pop(other, None)
     return {"target": target, "model": config["vpt"]["model"]}
 
 

@@ -1,7 +1,7 @@
 """Fine-tuning the VPT policy on a target (a game, a level): behaviour cloning or RL.
 
 A target is one entry of the config's `finetune.targets` (workflow/schemas/config.schema.yaml);
-the workflow writes each as `results/config/finetune/{name}.yaml` (see `swag.config.load_finetune`).
+the workflow writes each as `results/config/finetune/{name}/{bc,rl}.yaml` (see `swag.config.load_finetune`).
 
 BC (`finetune_bc`): continues training a VPT checkpoint on the labelled recordings of an index
 that match the target: its game and level, and optionally some demonstrator styles or a list of

@@ -36,6 +36,10 @@ def test_finetune_section_completes_bc_training_from_vpt_training():
     assert training == {**config["vpt"]["training"], **target["bc"].get("training", {})}
     with pytest.raises(SwagError, match="no fine-tuning target 'nope'"):
         swag_config.finetune_section(config, "nope")
+    # one method's file carries only that method's settings, so the other's jobs never rerun for it
+    assert "rl" not in swag_config.finetune_section(config, target["name"], "bc")["target"]
+    rl = swag_config.finetune_section(config, target["name"], "rl")["target"]
+    assert "bc" not in rl and rl["rl"] == target["rl"]
 
 
 @pytest.mark.parametrize("mutate, expected", [

@@ -87,6 +87,18 @@ def test_adding_a_recording_reruns_only_its_jobs(tiny_run, tmp_path):
     assert [w for w in jobs["finetune_rl"]] == ["target=smb1-1-2, method=rl"]
 
 
+def test_changing_bc_settings_reruns_only_bc_fine_tuning(tiny_run, tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["finetune"]["targets"][0]["bc"]["training"]["learning_rate"] = 0.0001
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(snakemake(tiny_run, changed, "-n", "all"))
+    assert jobs.pop("finetune_config") == ["target=smb1-1-2, method=bc"]
+    assert jobs.pop("finetune_bc") == ["target=smb1-1-2"]
+    assert jobs.pop("evaluate_vpt") == ["policy=vpt-bc-ft-smb1-1-2"]
+    assert set(jobs) == {"results_table", "all"}
+
+
 def test_report_builds_with_every_section(tiny_run):
     report = tiny_run / "report.html"
     result = snakemake(tiny_run, TINY, "--report", str(report))

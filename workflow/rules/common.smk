@@ -195,7 +195,7 @@ def finetune_bc_inputs(wildcards):
         raise SwagError(f"{CONFIG_SOURCE}: finetune target {wildcards.target} has a bc section but "
                         f"recordings.finetune holds no {target['game']} {target.get('level') or ''} play")
     return {
-        "config": f"results/config/finetune/{wildcards.target}.yaml",
+        "config": f"results/config/finetune/{wildcards.target}/bc.yaml",
         "checkpoint": "results/policies/vpt/model.pt",
         "index": "results/index/finetune.json",
         "stores": stores("finetune"),
@@ -203,7 +203,7 @@ def finetune_bc_inputs(wildcards):
 
 
 def finetune_rl_inputs(wildcards):
-    inputs = {"config": f"results/config/finetune/{wildcards.target}.yaml"}
+    inputs = {"config": f"results/config/finetune/{wildcards.target}/rl.yaml"}
     if wildcards.method == "rl":
         inputs["checkpoint"] = "results/policies/vpt/model.pt"
     return inputs

@@ -5,16 +5,20 @@
 
 rule finetune_config:
     output:
-        "results/config/finetune/{target}.yaml",
+        "results/config/finetune/{target}/{method}.yaml",
     params:
-        # canonical JSON: the target's own settings (plus vpt.model and vpt.training), nothing else
-        section=lambda wildcards: json.dumps(swag_config.finetune_section(config, wildcards.target), sort_keys=True),
+        # canonical JSON of one method's settings (plus vpt.model and vpt.training): changing the
+        # BC settings never reruns RL, and the other way round
+        section=lambda wildcards: json.dumps(
+            swag_config.finetune_section(config, wildcards.target, wildcards.method), sort_keys=True
+        ),
     wildcard_constraints:
         target="|".join(FINETUNE_TARGETS) or "(?!)",
+        method="bc|rl",
     conda:
         SWAG_ENV
     log:
-        "logs/finetune_config/{target}.log",
+        "logs/finetune_config/{target}/{method}.log",
     localrule: True
     shell:
         "python -m swag stage-config {output} --stage finetune --section {params.section:q} > {log} 2>&1"
