@@ -16,6 +16,11 @@ One file, read top to bottom like CleanRL's ppo.py, adapted to a causal transfor
 The KL term replaces the entropy bonus (VPT's finding: without it the agent forgets its pretrained
 skills); RL from scratch has no reference, so it gets the usual entropy bonus instead.
 
+Why not a library: Stable-Baselines3 and friends expect a feed-forward or LSTM policy over single
+observations; ours is a causal transformer over a window of frames, with a frozen copy of itself
+as the KL reference. Fitting that into their policy classes would be more code than this file,
+which uses gymnasium's vector envs for the parallel emulators and nothing else outside torch.
+
 Context. The policy sees at most L = sequence_length frames. In a rollout each env's context starts
 afresh at every multiple of L steps and at every episode start, which cuts the rollout into
 "segments" of <= L consecutive steps. Acting encodes one new frame per step and runs the transformer
