@@ -183,12 +183,24 @@ class TaskEnv(gym.Env):
         self.env.close()
 
 
+def _worker_env(*args) -> TaskEnv:
+    """A TaskEnv; in a vector-env worker process, one that leaves SIGTERM to the trainer. SLURM
+    signals every process of a job: the trainer stops at its next step and closes the workers,
+    which must still be alive to be closed (rather than die mid-step and turn a clean exit 143
+    into a crash)."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return TaskEnv(*args)
+
+
 def make_envs(game: str, level: str | None, count: int, width: int, height: int, fps: float,
               reward: RewardConfig, asynchronous: bool = True):
     """`count` TaskEnvs in a gymnasium vector env that resets an env in the step its episode ends."""
     import functools
 
-    make = functools.partial(TaskEnv, game, level, width, height, fps, asdict(reward))
+    make = functools.partial(_worker_env, game, level, width, height, fps, asdict(reward))
     mode = gym.vector.AutoresetMode.SAME_STEP
     if asynchronous and count > 1:
         return gym.vector.AsyncVectorEnv([make] * count, context="spawn", autoreset_mode=mode)

@@ -1,5 +1,6 @@
 """RL fine-tuning (swag.ppo): the loss terms by hand, acting = learning, resume, and a tiny run that learns."""
 
+import json
 import math
 import os
 import signal
@@ -163,6 +164,33 @@ def test_sigterm_then_rerun_matches_an_uninterrupted_run(pretrained, tmp_path):
     again = torch.load(out / "model.pt", weights_only=False)["model"]
     for name in straight:
         assert torch.equal(straight[name], again[name]), name
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_whole_job_exits_143_and_the_rerun_resumes(tmp_path):
+    """SLURM signals every process of the job, emulator workers included (AsyncVectorEnv)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tiny = Path(__file__).parent / "config" / "tiny.yaml"
+    out = tmp_path / "rl"
+    command = [sys.executable, "-m", "swag", "finetune", "--mode", "rl", "--from-scratch", "--config", str(tiny),
+               "--target", "smb1-1-2", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (out / "checkpoint.pt").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    assert "rerun the same command to resume" in stderr
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resuming" in rerun.stdout + rerun.stderr
+    assert json.loads((out / "train_log.json").read_text())["iterations"] == 2
 
 
 def test_rollout_steps_must_be_whole_contexts(pretrained, tmp_path):
