@@ -37,6 +37,19 @@ def test_invalid_config_fails_with_one_line(tmp_path):
     assert f"{path}: idm.training.learning_rate: 'fast' is not of type 'number'" in result.stdout + result.stderr
 
 
+def test_bc_fine_tuning_without_its_data_fails_with_one_line(tmp_path):
+    bad = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    # (a --configfile updates the Snakefile's default config, so the set is replaced, not deleted)
+    bad["recordings"]["finetune"] = [{"game": "smb1", "level": "1-3", "styles": ["speedy"], "episodes": 1,
+                                      "max_frames": 600}]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    result = _snakemake("-n", "--configfile", str(path))
+    assert result.returncode != 0
+    assert (f"{path}: finetune.targets.0: bc needs labelled smb1 1-2 play in recordings.finetune "
+            "(or a finetune source)") in result.stdout + result.stderr
+
+
 def _sources_config(tmp_path, sources):
     config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     config["sources"] = sources

@@ -82,6 +82,25 @@ for name, target in FINETUNE_TARGETS.items():
 POLICIES = ["random", *POLICIES_TRAINED, "demonstrator", *FINETUNED]
 
 
+def check_finetune_data():
+    """BC fine-tuning with no labelled play of its target to learn from is a config error, found now."""
+    for number, target in enumerate(config.get("finetune", {}).get("targets", [])):
+        if "bc" not in target:
+            continue
+        found = [
+            key for key in [*RECORDINGS, *SOURCES]
+            if key[0] == "finetune" and key[1] == target["game"]
+            and (RECORDINGS.get(key) or SOURCES.get(key)).get("level") in (None, target.get("level"))
+        ]
+        if not found:
+            level = f" {target['level']}" if target.get("level") else ""
+            raise SwagError(f"{CONFIG_SOURCE}: finetune.targets.{number}: bc needs labelled {target['game']}{level} "
+                            "play in recordings.finetune (or a finetune source)")
+
+
+check_finetune_data()
+
+
 def recording(wildcards):
     """The config entry behind one recording's jobs."""
     return RECORDINGS[(wildcards.dataset, wildcards.game, wildcards.episode)]
@@ -184,16 +203,6 @@ def agent_args(wildcards, input):
 
 
 def finetune_bc_inputs(wildcards):
-    """The target's recordings must exist: BC fine-tuning with nothing to learn from is a config error."""
-    target = FINETUNE_TARGETS[wildcards.target]
-    matching = [
-        key for key in [*RECORDINGS, *SOURCES]
-        if key[0] == "finetune" and key[1] == target["game"]
-        and (not target.get("level") or (RECORDINGS.get(key) or SOURCES.get(key)).get("level") in (None, target["level"]))
-    ]
-    if not matching:
-        raise SwagError(f"{CONFIG_SOURCE}: finetune target {wildcards.target} has a bc section but "
-                        f"recordings.finetune holds no {target['game']} {target.get('level') or ''} play")
     return {
         "config": f"results/config/finetune/{wildcards.target}/bc.yaml",
         "checkpoint": "results/policies/vpt/model.pt",
