@@ -48,11 +48,9 @@ import copy
 import hashlib
 import json
 import logging
-import math
-import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import gymnasium as gym
@@ -64,10 +62,9 @@ import torch.nn.functional as F
 from swag.actions import BIT, BUTTONS
 from swag.errors import SwagError, TrainingInterrupted
 from swag.model import NUM_BUTTONS, ModelConfig, VPTModel
+from swag.train import atomic_torch_save, atomic_write_text, load_checkpoint, plot_panels, settings_from_dict
 
 log = logging.getLogger(__name__)
-
-NES_FPS = 60.0  # swag.games.NES_FPS; not imported so this module loads without the emulator
 
 
 @dataclass
@@ -112,11 +109,7 @@ class RLConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "RLConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown rl config keys: {', '.join(sorted(unknown))}")
-        return cls(**values)
+        return settings_from_dict(cls, values, "rl")
 
 
 # Settings that only say how long: changing them resumes a run instead of restarting it.
@@ -136,11 +129,13 @@ class TaskEnv(gym.Env):
     """
 
     def __init__(self, game: str, level: str | None, width: int, height: int, fps: float,
-                 reward: RewardConfig | dict):
+                 reward: RewardConfig | dict, max_steps: int):
         from swag import games  # the emulator: only where an env is built
+        from swag.rollout import hold_lengths
 
         self.env = games.make(game, level)
-        self.width, self.height, self.fps = width, height, fps
+        self.width, self.height = width, height
+        self.holds = hold_lengths(max_steps, fps)  # emulator frames of each policy step of an episode
         self.reward_config = RewardConfig(**reward) if isinstance(reward, dict) else reward
         self.observation_space = gym.spaces.Box(0, 255, (height, width, 3), np.uint8)
         self.action_space = gym.spaces.Discrete(256)
@@ -164,10 +159,8 @@ class TaskEnv(gym.Env):
         return self._observe(frame), dict(self.last)
 
     def step(self, action):
-        ratio = NES_FPS / self.fps
-        hold = math.floor((self.steps + 1) * ratio + 1e-9) - math.floor(self.steps * ratio + 1e-9)
         terminated = truncated = False
-        for _ in range(hold):
+        for _ in range(self.holds[self.steps]):
             frame, _, terminated, truncated, info = self.env.step(int(action))
             if terminated or truncated:
                 break
@@ -196,11 +189,12 @@ def _worker_env(*args) -> TaskEnv:
 
 
 def make_envs(game: str, level: str | None, count: int, width: int, height: int, fps: float,
-              reward: RewardConfig, asynchronous: bool = True):
-    """`count` TaskEnvs in a gymnasium vector env that resets an env in the step its episode ends."""
+              reward: RewardConfig, max_steps: int, asynchronous: bool = True):
+    """`count` TaskEnvs in a gymnasium vector env that resets an env in the step its episode ends;
+    an episode lasts at most `max_steps` policy steps (a rollout resets every env first)."""
     import functools
 
-    make = functools.partial(_worker_env, game, level, width, height, fps, asdict(reward))
+    make = functools.partial(_worker_env, game, level, width, height, fps, asdict(reward), max_steps)
     mode = gym.vector.AutoresetMode.SAME_STEP
     if asynchronous and count > 1:
         return gym.vector.AsyncVectorEnv([make] * count, context="spawn", autoreset_mode=mode)
@@ -373,12 +367,6 @@ def gather(array: np.ndarray, chosen: list[tuple[int, int, int]], length: int, f
 # --- the run -----------------------------------------------------------------------------------------
 
 
-def _atomic_save(obj, path: Path) -> None:
-    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, temp)
-    os.replace(temp, path)
-
-
 def _run_key(model_config: ModelConfig, config: RLConfig, game: str, level: str | None, init: str) -> str:
     settings = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
     key = {"model": model_config.to_dict(), "rl": settings, "game": game, "level": level, "init": init}
@@ -391,7 +379,6 @@ def finetune_rl(out_dir, game: str, level: str | None, config: RLConfig, fps: fl
     `checkpoint=None`, from fresh weights of `model_config` (RL from scratch: entropy bonus, no KL).
     Returns the summary written to train_log.json; see the module docstring for the files."""
     from swag.store import file_sha256
-    from swag.train import load_checkpoint, plot_panels
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -436,7 +423,7 @@ def finetune_rl(out_dir, game: str, level: str | None, config: RLConfig, fps: fl
                         checkpoint_path)
 
     def save_checkpoint():
-        _atomic_save({"agent": agent.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+        atomic_torch_save({"agent": agent.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
                       "run_key": run_key, "model_config": model_config.to_dict(), "rl_config": asdict(config)},
                      checkpoint_path)
 
@@ -456,7 +443,7 @@ def finetune_rl(out_dir, game: str, level: str | None, config: RLConfig, fps: fl
             raise TrainingInterrupted(f"{out_dir}: interrupted in iteration {state['iteration'] + 1}")
 
     H, W, N, T = model_config.dimensions.y, model_config.dimensions.x, config.envs, config.rollout_steps
-    envs = make_envs(game, level, N, W, H, fps, config.reward, config.async_envs)
+    envs = make_envs(game, level, N, W, H, fps, config.reward, T, config.async_envs)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -584,12 +571,10 @@ def finetune_rl(out_dir, game: str, level: str | None, config: RLConfig, fps: fl
     summary = {"mode": "rl", "game": game, "level": level, "init": init, "iterations": state["iteration"],
                "env_steps": state["env_steps"], "model_config": model_config.to_dict(), "rl_config": asdict(config),
                "curves": state["curves"]}
-    _atomic_save({"model": agent.policy.state_dict(), "model_config": model_config.to_dict(),
+    atomic_torch_save({"model": agent.policy.state_dict(), "model_config": model_config.to_dict(),
                   "value_head": agent.value.state_dict(), "finetune": {k: v for k, v in summary.items()
                                                                        if k != "curves"}}, out_dir / "model.pt")
-    temp = out_dir / f"train_log.json.tmp-{os.getpid()}"
-    temp.write_text(json.dumps(summary, indent=1))
-    os.replace(temp, out_dir / "train_log.json")
+    atomic_write_text(json.dumps(summary, indent=1), out_dir / "train_log.json")
     curves = state["curves"]
     plot_panels(out_dir / "curves.png", [c["iteration"] for c in curves], "iteration", {
         "episode return": {"return": [c["episode_return"] for c in curves]},

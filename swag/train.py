@@ -64,20 +64,24 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown training config keys: {', '.join(sorted(unknown))}")
-        return cls(**values)
+        return settings_from_dict(cls, values, "training")
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
+def settings_from_dict(cls, values: dict, section: str):
+    """`cls(**values)` for a settings dataclass, with a ValueError naming any unknown keys."""
+    unknown = set(values) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {section} config keys: {', '.join(sorted(unknown))}")
+    return cls(**values)
+
+
+def atomic_torch_save(obj, path: Path) -> None:
     temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     torch.save(obj, temp)
     os.replace(temp, path)
 
 
-def _atomic_write_text(text: str, path: Path) -> None:
+def atomic_write_text(text: str, path: Path) -> None:
     temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     temp.write_text(text)
     os.replace(temp, path)
@@ -252,7 +256,7 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
             dist.all_gather_object(gathered, augment_generator.get_state())
             rng["augment"] = gathered
         if is_main:
-            _atomic_torch_save({"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+            atomic_torch_save({"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
                                 "model_config": model_config.to_dict(), "training_config": asdict(config),
                                 "run_key": run_key, "rng": rng, **state}, checkpoint_path)
 
@@ -402,10 +406,10 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                "curves": state["curves"]}
     if is_main:
         best = state["best_model"] or raw_model.state_dict()
-        _atomic_torch_save({"model": best, "model_config": model_config.to_dict(),
+        atomic_torch_save({"model": best, "model_config": model_config.to_dict(),
                             "training_config": asdict(config), "step": state["step"],
                             "best_val_loss": summary["best_val_loss"]}, out_dir / "model.pt")
-        _atomic_write_text(json.dumps(summary, indent=1), out_dir / "train_log.json")
+        atomic_write_text(json.dumps(summary, indent=1), out_dir / "train_log.json")
         plot_curves(state["curves"], out_dir / "curves.png")
     if world_size > 1:
         dist.barrier()
