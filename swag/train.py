@@ -61,10 +61,30 @@ class TrainingConfig:
     seed: int = 0
     num_workers: int = 0  # DataLoader worker processes per rank
     grad_clip: float = 1.0  # max gradient norm (0: off)
+    lr_schedule: str = "constant"  # "constant", or "cosine": linear warmup, then cosine decay to lr/10
+    warmup_steps: int = 0  # linear warmup steps of the cosine schedule
+
+    def __post_init__(self):
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"training.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingConfig":
         return settings_from_dict(cls, values, "training")
+
+
+def learning_rate_at(config: TrainingConfig, step: int, total_steps: int) -> float:
+    """The learning rate of optimiser step `step` (0-based) of `total_steps` (nanoGPT's get_lr).
+
+    A pure function of the step, so a resumed run continues the same schedule.
+    """
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / (config.warmup_steps + 1)
+    min_lr = config.learning_rate / 10
+    decay_ratio = min((step - config.warmup_steps) / max(total_steps - config.warmup_steps, 1), 1.0)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * decay_ratio)) * (config.learning_rate - min_lr)
 
 
 def settings_from_dict(cls, values: dict, section: str):
@@ -328,6 +348,8 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     logits, _ = model(frames)
                 loss = raw_model.loss(logits, actions, weights)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate_at(config, state["step"], total_steps)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip:
@@ -347,6 +369,7 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                     bar.set_postfix(loss=f"{loss_value.item():.4f}")
                 if writer is not None:
                     writer.add_scalar("train/loss", loss_value.item(), state["step"])
+                    writer.add_scalar("train/learning_rate", optimizer.param_groups[0]["lr"], state["step"])
 
                 if state["step"] % eval_every == 0 or state["step"] == total_steps:
                     record = {"step": state["step"], "epoch": state["epoch"],

@@ -14,7 +14,7 @@ import torch
 from swag.errors import SwagError
 from swag.model import ModelConfig
 from swag.store import StoreWriter
-from swag.train import TrainingConfig, load_checkpoint, load_model, train, train_idm
+from swag.train import TrainingConfig, learning_rate_at, load_checkpoint, load_model, train, train_idm
 
 
 TINY = dict(embedding_dim=16, ff_dim=32, transformer_heads=2, transformer_blocks=1, dimensions={"x": 16, "y": 12},
@@ -102,6 +102,20 @@ def test_store_with_other_resolution_is_refused(stores, tmp_path):
         train(ModelConfig(**TINY), tiny_training(), tmp_path / "out", [stores[0], wide], [], progress=False)
 
 
+def test_cosine_schedule_warms_up_then_decays_to_a_tenth():
+    config = TrainingConfig(learning_rate=1e-3, lr_schedule="cosine", warmup_steps=10)
+    rates = [learning_rate_at(config, step, 100) for step in range(100)]
+    assert rates[0] == pytest.approx(1e-3 / 11)
+    assert all(a < b for a, b in zip(rates[:10], rates[1:11]))  # warming up
+    assert rates[10] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))  # then decaying
+    assert learning_rate_at(config, 100, 100) == pytest.approx(1e-4)
+    assert learning_rate_at(config, 250, 100) == pytest.approx(1e-4)  # past the end: the floor
+    assert learning_rate_at(TrainingConfig(learning_rate=1e-3), 57, 100) == 1e-3
+    with pytest.raises(ValueError, match="lr_schedule must be 'constant' or 'cosine', got 'linear'"):
+        TrainingConfig(lr_schedule="linear")
+
+
 SCRIPT = """
 import logging, sys, torch
 torch.set_num_threads(1)
@@ -110,7 +124,8 @@ from swag.model import ModelConfig
 from swag.train import TrainingConfig, TrainingInterrupted, train, EXIT_INTERRUPTED
 out, max_steps, fit, val = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","), sys.argv[4].split(",")
 config = TrainingConfig(batch_size=4, learning_rate=3e-3, stride=2, epochs=1000, max_steps=max_steps, eval_every=5,
-                        checkpoint_every=7, patience=1000, seed=3, augment=True)
+                        checkpoint_every=7, patience=1000, seed=3, augment=True, lr_schedule="cosine",
+                        warmup_steps=10)
 try:
     train(ModelConfig(**{tiny}), config, out, fit, val, progress=False)
 except TrainingInterrupted:
