@@ -14,6 +14,8 @@ rule record_demonstration:
         prefix=subpath(output.meta, strip_suffix=".json"),
     conda:
         SWAG_ENV
+    benchmark:
+        "logs/benchmarks/record_demonstration/{dataset}/{game}/{episode}.tsv",
     log:
         "logs/record_demonstration/{dataset}/{game}/{episode}.log",
     shell:
@@ -37,6 +39,8 @@ rule convert_recording:
         chunk_frames=config["data"]["chunk_frames"],
     conda:
         SWAG_ENV
+    benchmark:
+        "logs/benchmarks/convert_recording/{dataset}/{game}/{episode}.tsv",
     log:
         "logs/convert_recording/{dataset}/{game}/{episode}.log",
     shell:
@@ -59,6 +63,8 @@ rule convert_unlabelled_recording:
         **rules.convert_recording.params,
     conda:
         SWAG_ENV
+    benchmark:
+        "logs/benchmarks/convert_unlabelled_recording/{dataset}/{game}/{episode}.tsv",
     log:
         "logs/convert_unlabelled_recording/{dataset}/{game}/{episode}.log",
     shell:

@@ -45,6 +45,8 @@ rule finetune_bc:
         gpu=0,
     conda:
         SWAG_ENV
+    benchmark:
+        "logs/benchmarks/finetune_bc/{target}.tsv",
     log:
         "logs/finetune_bc/{target}.log",
     shell:
@@ -78,6 +80,8 @@ rule finetune_rl:
         gpu=0,
     conda:
         SWAG_ENV
+    benchmark:
+        "logs/benchmarks/finetune_rl/{target}/{method}.tsv",
     log:
         "logs/finetune_rl/{target}/{method}.log",
     shell:

@@ -23,6 +23,8 @@ rule train_idm:
         gpu=0,
     conda:
         SWAG_ENV
+    benchmark:
+        "logs/benchmarks/train_idm/train_idm.tsv",
     log:
         "logs/train_idm/train_idm.log",
     shell:
@@ -47,6 +49,8 @@ rule evaluate_idm:
         gpu=0,
     conda:
         SWAG_ENV
+    benchmark:
+        "logs/benchmarks/evaluate_idm/evaluate_idm.tsv",
     log:
         "logs/evaluate_idm/evaluate_idm.log",
     shell:
@@ -65,6 +69,8 @@ rule label:
         gpu=0,
     conda:
         SWAG_ENV
+    benchmark:
+        "logs/benchmarks/label/{dataset}/{game}/{episode}.tsv",
     log:
         "logs/label/{dataset}/{game}/{episode}.log",
     shell:
@@ -91,6 +97,8 @@ rule evaluate_labels:
         gpu=0,
     conda:
         SWAG_ENV
+    benchmark:
+        "logs/benchmarks/evaluate_labels/evaluate_labels.tsv",
     log:
         "logs/evaluate_labels/evaluate_labels.log",
     shell:

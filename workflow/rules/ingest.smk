@@ -52,6 +52,8 @@ rule ingest_video:
         chunk_frames=config["data"]["chunk_frames"],
     conda:
         SWAG_ENV
+    benchmark:
+        "logs/benchmarks/ingest_video/{dataset}/{game}/{episode}.tsv",
     log:
         "logs/ingest_video/{dataset}/{game}/{episode}.log",
     shell:
@@ -73,6 +75,8 @@ rule make_web_video:
         seed=recording_arg("seed"),
     conda:
         SWAG_ENV
+    benchmark:
+        "logs/benchmarks/make_web_video/{dataset}/{game}/{episode}.tsv",
     log:
         "logs/make_web_video/{dataset}/{game}/{episode}.log",
     shell:
@@ -98,6 +102,8 @@ rule ingest_web_video:
         chunk_frames=config["data"]["chunk_frames"],
     conda:
         SWAG_ENV
+    benchmark:
+        "logs/benchmarks/ingest_web_video/{dataset}/{game}/{episode}.tsv",
     log:
         "logs/ingest_web_video/{dataset}/{game}/{episode}.log",
     shell:

@@ -30,6 +30,8 @@ rule train_vpt:
         gpu=0,
     conda:
         SWAG_ENV
+    benchmark:
+        "logs/benchmarks/train_vpt/{policy}.tsv",
     log:
         "logs/train_vpt/{policy}.log",
     shell:
@@ -67,6 +69,8 @@ rule evaluate_vpt:
         gpu=0,
     conda:
         SWAG_ENV
+    benchmark:
+        "logs/benchmarks/evaluate_vpt/{policy}.tsv",
     log:
         "logs/evaluate_vpt/{policy}.log",
     shell:
