@@ -15,6 +15,12 @@ import sys
 from pathlib import Path
 
 
+def number(job: dict, key: str) -> float:
+    """One column of a benchmark row; Snakemake writes NA where it measured nothing."""
+    value = job.get(key, "NA")
+    return float(value) if value not in ("NA", "", "-") else 0.0
+
+
 def stage_times(root: Path) -> list[dict]:
     rows = []
     for rule_dir in sorted(path for path in root.iterdir() if path.is_dir()):
@@ -24,11 +30,6 @@ def stage_times(root: Path) -> list[dict]:
                 jobs += list(csv.DictReader(handle, delimiter="\t"))
         if not jobs:
             continue
-
-        def number(job, key):
-            value = job.get(key, "NA")
-            return float(value) if value not in ("NA", "", "-") else 0.0
-
         rows.append({"rule": rule_dir.name, "jobs": len(jobs),
                      "wall_s": sum(number(job, "s") for job in jobs),
                      "max_job_s": max(number(job, "s") for job in jobs),
