@@ -424,8 +424,8 @@ def finetune_rl(out_dir, game: str, level: str | None, config: RLConfig, fps: fl
 
     def save_checkpoint():
         atomic_torch_save({"agent": agent.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
-                      "run_key": run_key, "model_config": model_config.to_dict(), "rl_config": asdict(config)},
-                     checkpoint_path)
+                           "run_key": run_key, "model_config": model_config.to_dict(), "rl_config": asdict(config)},
+                          checkpoint_path)
 
     from torch.utils.tensorboard import SummaryWriter
 
@@ -572,8 +572,8 @@ def finetune_rl(out_dir, game: str, level: str | None, config: RLConfig, fps: fl
                "env_steps": state["env_steps"], "model_config": model_config.to_dict(), "rl_config": asdict(config),
                "curves": state["curves"]}
     atomic_torch_save({"model": agent.policy.state_dict(), "model_config": model_config.to_dict(),
-                  "value_head": agent.value.state_dict(), "finetune": {k: v for k, v in summary.items()
-                                                                       if k != "curves"}}, out_dir / "model.pt")
+                       "value_head": agent.value.state_dict(),
+                       "finetune": {k: v for k, v in summary.items() if k != "curves"}}, out_dir / "model.pt")
     atomic_write_text(json.dumps(summary, indent=1), out_dir / "train_log.json")
     curves = state["curves"]
     plot_panels(out_dir / "curves.png", [c["iteration"] for c in curves], "iteration", {

@@ -277,8 +277,8 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
             rng["augment"] = gathered
         if is_main:
             atomic_torch_save({"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "model_config": model_config.to_dict(), "training_config": asdict(config),
-                                "run_key": run_key, "rng": rng, **state}, checkpoint_path)
+                               "model_config": model_config.to_dict(), "training_config": asdict(config),
+                               "run_key": run_key, "rng": rng, **state}, checkpoint_path)
 
     @torch.no_grad()
     def evaluate() -> dict:
@@ -430,8 +430,8 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
     if is_main:
         best = state["best_model"] or raw_model.state_dict()
         atomic_torch_save({"model": best, "model_config": model_config.to_dict(),
-                            "training_config": asdict(config), "step": state["step"],
-                            "best_val_loss": summary["best_val_loss"]}, out_dir / "model.pt")
+                           "training_config": asdict(config), "step": state["step"],
+                           "best_val_loss": summary["best_val_loss"]}, out_dir / "model.pt")
         atomic_write_text(json.dumps(summary, indent=1), out_dir / "train_log.json")
         plot_curves(state["curves"], out_dir / "curves.png")
     if world_size > 1:
