@@ -284,9 +284,10 @@ def evaluate_vpt_command(
     agent: Annotated[str, typer.Option(help="model, random or demonstrator.")] = "model",
     checkpoint: Annotated[Optional[Path], typer.Option(help="Policy model.pt (agent model).")] = None,
     index: Annotated[Optional[Path], typer.Option(help="Dataset index: offline metrics on its held-out recordings "
-                                                       "(model), or the random agent's label bytes.")] = None,
-    labels: Annotated[Optional[str], typer.Option(help="Random agent: draw from the bytes in these labels of the "
-                                                       "index's train split (folder or 'truth'); default all 256.")] = None,
+                                                       "(model).")] = None,
+    actions_from: Annotated[Optional[Path], typer.Option(help="Random agent: index of labelled play; per game, draw "
+                                                              "from the pad bytes its train split pressed (default: "
+                                                              "all 256).")] = None,
     style: Annotated[str, typer.Option(help="Demonstrator style, or 'mixed' (a style per episode, by seed).")] = "cautious",
     episodes: Annotated[int, typer.Option(help="Seeded episodes per game.")] = 8,
     max_steps: Annotated[int, typer.Option(help="Policy steps per episode (at --fps).")] = 600,
@@ -298,10 +299,13 @@ def evaluate_vpt_command(
 ) -> None:
     """Evaluate one policy: seeded rollouts in the emulator (+ offline accuracy and F1 for a model)."""
     from swag.policy import AgentSpec
-    from swag.rollout import evaluate_vpt, label_actions, parse_game
+    from swag.rollout import demonstrated_actions, evaluate_vpt, parse_game
 
     game_levels = [parse_game(text) for text in game]
-    actions = label_actions(index, labels) if agent == "random" and labels and index else None
+    actions = demonstrated_actions(actions_from) if agent == "random" and actions_from else None
+    missing = sorted({g for g, _ in game_levels} - set(actions or {})) if actions else []
+    if missing:
+        raise SwagError(f"{actions_from}: no labelled play of {', '.join(missing)} to draw random actions from")
     spec = AgentSpec(agent, name, checkpoint=str(checkpoint) if checkpoint else None, greedy=greedy,
                      actions=actions, style=style)
     result = evaluate_vpt(spec, game_levels, episodes, max_steps, fps, out,
@@ -417,29 +421,16 @@ def stage_config_command(
 
 
 def run() -> None:
-    """Entry point: turns SwagError into `swag: error: …` and exit code 1."""
+    """Entry point: turns SwagError into `swag: error: …` and exit code 1. Typer handles the rest
+    in its standalone mode: a usage error prints the usage and exits 2, Ctrl-C exits 130."""
     try:
-        code = app(standalone_mode=False)  # click returns typer.Exit's code here instead of raising
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        app()
     except SwagError as error:
         print(f"swag: error: {error}", file=sys.stderr)
         sys.exit(1)
     except TrainingInterrupted as stop:  # training and labelling checkpoint on SIGTERM
         print(f"swag: {stop}; rerun the same command to resume", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
-    except (typer.Abort, KeyboardInterrupt):
-        print("swag: aborted", file=sys.stderr)
-        sys.exit(130)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except Exception as error:  # click's usage errors carry their own exit code
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -1,0 +1,33 @@
+"""The `swag` entry point: how bad invocations end (exit code, one clear message, no traceback)."""
+
+import subprocess
+import sys
+
+SWAG = [sys.executable, "-m", "swag"]
+
+
+def run_swag(*args):
+    return subprocess.run([*SWAG, *map(str, args)], capture_output=True, text=True)
+
+
+def test_help_lists_the_commands():
+    done = run_swag("--help")
+    assert done.returncode == 0
+    for command in ("record", "convert", "train-idm", "label", "train-vpt", "evaluate-vpt"):
+        assert command in done.stdout
+
+
+def test_a_usage_error_prints_the_usage_and_exits_2():
+    for args in [("evaluate-vpt",), ("evaluate-vpt", "out", "--name", "x", "--game", "smb1", "--no-such-option")]:
+        done = run_swag(*args)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "Usage:" in done.stderr
+
+
+def test_bad_input_is_one_line_and_exits_1(tmp_path):
+    done = run_swag("evaluate-vpt", tmp_path / "out", "--name", "random", "--agent", "random", "--game", "pacman")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith("swag: error: unknown game 'pacman'")
+    assert not (tmp_path / "out").exists()
