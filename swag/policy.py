@@ -73,8 +73,9 @@ class Agent:
 class RandomAgent(Agent):
     """Uniform over a set of pad bytes, drawn anew at every policy step.
 
-    `actions=None` means all 256 bytes; `swag evaluate-vpt` passes the distinct bytes of the
-    policy's training labels instead, so the baseline never pauses the game with Start and
+    `actions=None` means all 256 bytes; `swag evaluate-vpt` passes the distinct bytes the
+    demonstrators pressed in the game's labelled play instead (for SMB: right with or without A
+    and B, left with or without A, nothing), so the baseline never pauses the game with Start and
     presses the buttons the game is played with: a fairer floor than mashing all 8 buttons.
     """
 
@@ -250,7 +251,7 @@ class AgentSpec:
     checkpoint: str | None = None  # kind "model"
     greedy: bool = False  # kind "model"
     context: str = "cache"  # kind "model"
-    actions: list[int] | None = None  # kind "random": the bytes to draw from (None: all 256)
+    actions: list[int] | dict[str, list[int]] | None = None  # kind "random": bytes to draw from, by game or not
     style: str = "cautious"  # kind "demonstrator"
     device: str = "cpu"
     extra: dict = field(default_factory=dict)  # free-form notes carried into the results
@@ -258,7 +259,12 @@ class AgentSpec:
 
 def make_agent(spec: AgentSpec, game: str) -> Agent:
     if spec.kind == "random":
-        return RandomAgent(spec.actions, name=spec.name)
+        actions = spec.actions
+        if isinstance(actions, dict):
+            if game not in actions:
+                raise SwagError(f"random agent: no action set for game {game} (it has {', '.join(actions)})")
+            actions = actions[game]
+        return RandomAgent(actions, name=spec.name)
     if spec.kind == "demonstrator":
         return DemonstratorAgent(game, spec.style, name=spec.name)
     if spec.kind == "model":

@@ -400,20 +400,22 @@ def offline_metrics(model, store_paths: list[str], label_paths: list[str], batch
     return result
 
 
-def label_actions(index_path, labels) -> list[int]:
-    """The distinct pad bytes in the labels of an index's `train` recordings (the random baseline's
-    action set); `labels` is a labels folder or "truth"."""
+def demonstrated_actions(index_path) -> dict[str, list[int]]:
+    """Per game, the distinct pad bytes in the true actions of an index's `train` recordings: the
+    random baseline's action set. Pass the labelled play's index (idm), so the baseline depends on
+    the games and the demonstrators, never on how well the IDM labels."""
     from swag.data import index_stores, read_index
-    from swag.policy import policy_labels
     from swag.store import open_store
 
-    entries = index_stores(read_index(index_path), "train")
-    seen = set()
-    for path in policy_labels(entries, labels):
-        seen |= set(np.unique(open_store(path, need_frames=False).actions).tolist())
+    seen: dict[str, set[int]] = {}
+    for entry in index_stores(read_index(index_path), "train"):
+        actions = open_store(entry["path"], need_frames=False).actions
+        if actions is None:
+            raise SwagError(f"{entry['path']}: no true actions (the random agent needs an index of labelled play)")
+        seen.setdefault(entry["game"], set()).update(np.unique(actions[:]).tolist())
     if not seen:
-        raise SwagError(f"{index_path}: no labelled training frames to draw random actions from")
-    return sorted(int(a) for a in seen)
+        raise SwagError(f"{index_path}: no training recordings to draw random actions from")
+    return {game: sorted(int(a) for a in actions) for game, actions in sorted(seen.items())}
 
 
 def evaluate_vpt(spec: AgentSpec, game_levels, episodes: int, max_steps: int, fps: float, out_dir,

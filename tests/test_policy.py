@@ -205,6 +205,32 @@ def run_swag(*args, cwd=None):
     return subprocess.run([*SWAG, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd)
 
 
+def test_random_agent_draws_per_game_from_the_labelled_plays_true_actions(vpt_dataset, tmp_path):
+    from swag.data import read_index
+    from swag.index import write_index
+    from swag.rollout import demonstrated_actions
+    from swag.store import open_store
+
+    index = read_index(vpt_dataset / "index.json")
+    for entry in index["stores"]:  # the truth stores stand in for labelled play (frames + true actions)
+        entry["path"] = entry["truth"]
+    write_index(index, tmp_path / "labelled.json")
+    expected = set()
+    for entry in index["stores"]:
+        if entry["split"] == "train":
+            expected |= set(np.unique(open_store(entry["path"], need_frames=False).actions[:]).tolist())
+    assert demonstrated_actions(tmp_path / "labelled.json") == {"smb1": sorted(expected)}
+    with pytest.raises(SwagError, match="no true actions"):
+        demonstrated_actions(vpt_dataset / "index.json")  # unlabelled video: no actions to draw from
+
+    spec = AgentSpec("random", "random", actions={"smb1": [128, 130]})
+    agent = make_agent(spec, "smb1")
+    agent.reset(0)
+    assert {agent.act(None) for _ in range(200)} == {128, 130}
+    with pytest.raises(SwagError, match="tetris-a"):
+        make_agent(spec, "tetris-a")
+
+
 def test_confidence_threshold_weights():
     from swag.policy import frame_weights
 

@@ -190,7 +190,7 @@ def evaluation_inputs(wildcards):
     if wildcards.policy in FINETUNED:
         inputs["model"] = FINETUNED[wildcards.policy]
     if wildcards.policy == "random":
-        inputs["labels"] = label_stores("vpt")
+        inputs["labelled_play"] = "results/index/idm.json"
     return inputs
 
 
@@ -198,7 +198,7 @@ def agent_args(wildcards, input):
     if wildcards.policy in POLICIES_TRAINED or wildcards.policy in FINETUNED:
         return f"--agent model --checkpoint {input.model}"
     if wildcards.policy == "random":
-        return "--agent random --labels results/labels/vpt"
+        return f"--agent random --actions-from {input.labelled_play}"
     return f"--agent demonstrator --style {config['evaluation']['demonstrator_style']}"
 
 
