@@ -352,18 +352,25 @@ def train_idm_command(
     log.info("%s: %d steps, best validation loss %s", out, summary["steps"], summary["best_val_loss"])
 
 
+# shared by evaluate-idm and label, which must window a video the same way
+WindowBatch = Annotated[int, typer.Option(help="Windows per forward pass.")]
+LabelContext = Annotated[Optional[int], typer.Option(help="Frames of past and future around each window's labelled "
+                                                          "centre (default 3/16 of the window).")]
+
+
 @app.command("evaluate-idm")
 def evaluate_idm_command(
     model: Annotated[Path, typer.Option(help="IDM model.pt from `swag train-idm`.")],
     index: Annotated[Path, typer.Option(help="Dataset index with held-out splits (actions or truth stores).")],
     out: Annotated[Path, typer.Option(help="Output folder: idm_eval.json, confusion_<split>.png, f1_<split>.png.")],
     split: Annotated[list[str], typer.Option(help="Index split to evaluate; repeatable.")] = ["test", "unseen_style"],
-    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 16,
+    batch_size: WindowBatch = 16,
+    context: LabelContext = None,
 ) -> None:
     """Score the IDM on held-out recordings: exact match, per-button and onset F1, visibility ceiling."""
     from swag.evaluate import evaluate_idm
 
-    results = evaluate_idm(model, index, out, tuple(split), batch_size)
+    results = evaluate_idm(model, index, out, tuple(split), batch_size, context=context)
     for name, result in results["splits"].items():
         f1 = " ".join(f"{button} {s['f1']:.3f}" for button, s in result["buttons"].items() if s["support"])
         log.info("%s: %d frames, exact match %.3f, F1 %s", name, result["frames"], result["exact_match"], f1)
@@ -374,7 +381,8 @@ def label_command(
     video: Annotated[Path, typer.Argument(help="Video store (results/zarr/{dataset}/{game}/{episode}.zarr).")],
     model: Annotated[Path, typer.Option(help="IDM model.pt from `swag train-idm`.")],
     out: Annotated[Path, typer.Option(help="Labels store to write (results/labels/{dataset}/{game}/{episode}.zarr).")],
-    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 16,
+    batch_size: WindowBatch = 16,
+    context: LabelContext = None,
 ) -> None:
     """Label one video store with the IDM (actions, per-button probabilities, confidence).
 
@@ -391,7 +399,7 @@ def label_command(
             bar.n = done
             bar.refresh()
 
-        label_store(video, model, out, batch_size, on_batch=on_batch)
+        label_store(video, model, out, batch_size, on_batch=on_batch, context=context)
     log.info("%s: labelled %s", out, video)
 
 

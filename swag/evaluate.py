@@ -109,8 +109,9 @@ def metrics(truth: list[np.ndarray], predicted: list[np.ndarray], visible_a: lis
 
 
 def evaluate_idm(model_path, index_path, out_dir, splits=("test", "unseen_style"), batch_size: int = 16,
-                 device: str | None = None, progress: bool = True) -> dict:
-    """Label each split's stores with the IDM and score them; writes idm_eval.json and PNGs."""
+                 device: str | None = None, progress: bool = True, context: int | None = None) -> dict:
+    """Label each split's stores with the IDM, as `swag label` does with the same `context`, and
+    score them; writes idm_eval.json and PNGs."""
     import torch
 
     from swag.label import predict_store
@@ -141,7 +142,7 @@ def evaluate_idm(model_path, index_path, out_dir, splits=("test", "unseen_style"
                 raise SwagError(f"{entry['path']}: no actions to evaluate against (and no truth store)")
             if len(actions) != len(store):
                 raise SwagError(f"{entry.get('truth', entry['path'])}: {len(actions)} actions for {len(store)} frames")
-            pred, _, _ = predict_store(model, store.frames, batch_size, device)
+            pred, _, _ = predict_store(model, store.frames, batch_size, device, context)
             truth.append(actions)
             predicted.append(pred)
             visible.append(a_visible(actions, store.info["y_pos"][:]) if "y_pos" in store.info else None)

@@ -38,17 +38,25 @@ def model_path(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("num_frames,length", [(70, 8), (64, 8), (9, 8), (8, 8), (5, 8), (101, 32), (33, 6)])
-def test_windows_tile_the_video_and_keep_centres(num_frames, length):
-    spans = windows(num_frames, length)
+@pytest.mark.parametrize("context", [None, 0, 1, 3])
+@pytest.mark.parametrize("num_frames,length", [(70, 8), (64, 8), (9, 8), (8, 8), (5, 8), (101, 32), (33, 7)])
+def test_windows_tile_the_video_and_keep_centres(num_frames, length, context):
+    spans = windows(num_frames, length, context)
     owned = np.concatenate([np.arange(ks, ke) for _, _, ks, ke in spans])
     assert np.array_equal(owned, np.arange(num_frames))  # every frame exactly once, in order
     for start, stop, ks, ke in spans:
         assert 0 <= start <= ks <= ke <= stop <= num_frames and stop - start == min(length, num_frames)
-    if num_frames >= 2 * length:
-        # interior frames get at least a quarter window of context on both sides
+    context = 3 * length // 16 if context is None else context
+    if num_frames > length:
+        # interior frames get at least `context` frames of past and future; windows step by the kept centre
         for start, stop, ks, ke in spans[1:-1]:
-            assert ks - start >= length // 4 and stop - ke >= length // 4
+            assert ks - start >= context and stop - ke >= context
+        assert len(spans) == -(-(num_frames - length) // (length - 2 * context)) + 1
+
+
+def test_a_context_that_leaves_no_centre_is_refused():
+    with pytest.raises(SwagError, match="context 4"):
+        windows(70, 8, 4)
 
 
 def test_labels_are_the_owning_windows_centre_predictions(model_path, tmp_path):
