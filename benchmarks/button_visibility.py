@@ -1,0 +1,160 @@
+"""Which button presses can an IDM see at all? A counterfactual ceiling, measured in the emulator.
+
+    python benchmarks/button_visibility.py [RUN_DIR] [--horizon 3] [--split test]
+
+For every SMB recording of the IDM's `test` split (results/index/idm.json of a finished run), the
+recording is replayed in the emulator from its seed and actions. At each store frame k (data.fps,
+e.g. 20 fps) where a button is held, it plays the next `horizon` store frames twice from the same
+emulator state: once as recorded, once with that button released during frame k's span of source
+frames (everything after as recorded). The press is *visible* when any of the store frames
+k+1 ... k+horizon, downscaled as `swag convert` does, differ by more than `--threshold` in some pixel.
+An invisible press (pushing against a wall, braking when already stopped, A after the jump's apex)
+leaves the frames identical, so no IDM can label it; the visible fraction bounds its recall.
+
+It prints, per button, the held frames, the visible fraction, and the run's IDM F1 on all frames
+and on visible presses only (invisible presses left out: the ceiling-adjusted score), labelled as
+`swag evaluate-idm` labels them. It needs a finished demo run (`make demo`), so `make bench` skips it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+BUTTONS_SHOWN = ("right", "left", "A", "B")
+
+
+def replay_visibility(prefix: Path, store_frames, height: int, width: int, fps: float,
+                      horizon: int) -> tuple[dict, int]:
+    """Per button, int16 (T_store,): for each held press of one recording, the largest pixel
+    difference its release makes to the next `horizon` store frames (-1 where not held); and how
+    many replayed store frames differ from the store (0 when the replay is faithful).
+
+    The recorded play runs in one emulator; the two branches run in a second one loaded with the
+    first's state, because frames rendered after a state load can differ from an unbroken run
+    (measured: a few percent of frames, by up to 64), which would spoil the faithfulness check."""
+    import cv2
+    import numpy as np
+
+    from swag import actions as nes_actions
+    from swag import games
+    from swag.recording import iter_jsonl, read_meta
+
+    meta = read_meta(prefix)
+    source = np.array([line["action"] for line in iter_jsonl(f"{prefix}.jsonl")], np.uint8)
+    spans = nes_actions.frame_spans(len(source), games.NES_FPS, fps)  # (T, 2) source frames per store frame
+    held = nes_actions.to_multihot(nes_actions.resample(source, games.NES_FPS, fps)).astype(bool)  # (T, 8)
+    T = len(spans)
+    env = games.make(meta["game"], meta["level"])
+    branches = games.make(meta["game"], meta["level"])
+    nes = branches.unwrapped
+
+    def small(screen):
+        return cv2.resize(np.ascontiguousarray(screen), (width, height), interpolation=cv2.INTER_AREA).astype(np.int16)
+
+    def play(start: int, stop: int, release: int = 0, release_until: int = -1) -> list:
+        """Source actions [start, stop) from the current state, `release` bits cleared before
+        `release_until`; the downscaled screens at the store frames' first source frames."""
+        shown = []
+        for i in range(start, stop):
+            _, _, terminated, truncated, _ = nes.step(int(source[i]) & ~release if i < release_until else int(source[i]))
+            shown.append((i + 1, small(nes.screen)))
+            if terminated or truncated:  # a death or the flag: both branches end here
+                break
+        return shown
+
+    effect = {name: np.full(T, -1, np.int16) for name in BUTTONS_SHOWN}
+    mismatches = 0
+    try:
+        frame, _ = env.reset(seed=int(meta["seed"]))
+        branches.reset(seed=int(meta["seed"]))
+        for k in range(T):
+            start, stop = spans[k]
+            if np.abs(small(frame) - np.asarray(store_frames[k], np.int16)).max() > 0:
+                mismatches += 1
+            end_k = min(k + horizon, T - 1)
+            if end_k > k:
+                end = spans[end_k][0]  # source frame shown as store frame k + horizon
+                wanted = set(spans[k + 1:end_k + 1, 0].tolist())
+                snapshot = env.unwrapped.dump_state()
+                nes.load_state(snapshot)
+                recorded = [s for i, s in play(start, end) if i in wanted]
+                for name in BUTTONS_SHOWN:
+                    if not held[k, nes_actions.BUTTONS.index(name)]:
+                        continue
+                    nes.load_state(snapshot)
+                    released = [s for i, s in play(start, end, nes_actions.BIT[name], stop) if i in wanted]
+                    if len(released) != len(recorded):  # one branch died or cleared the level
+                        effect[name][k] = 255
+                    else:
+                        effect[name][k] = max((int(np.abs(a - b).max()) for a, b in zip(recorded, released)), default=0)
+            for i in range(start, stop):  # the recorded play, through the wrapper as when recording
+                frame, _, terminated, truncated, _ = env.step(int(source[i]))
+                if terminated or truncated:  # the recording's last frames: nothing after them to show a press
+                    return effect, mismatches
+    finally:
+        env.close()
+        branches.close()
+    return effect, mismatches
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", nargs="?", default=".")
+    parser.add_argument("--horizon", type=int, default=3, help="store frames after the press that may show it")
+    parser.add_argument("--threshold", type=int, nargs="+", default=[0, 8],
+                        help="pixel differences (0-255) above which a press counts as visible")
+    parser.add_argument("--split", default="test")
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+
+    from swag.actions import BUTTONS, to_multihot
+    from swag.data import index_stores, read_index
+    from swag.evaluate import precision_recall_f1
+    from swag.label import predict_store
+    from swag.store import open_store
+    from swag.train import load_model
+
+    os.chdir(args.run_dir)  # index paths are relative to the run
+    torch.set_num_threads(1)
+    model = load_model("results/idm/model.pt", "cpu")
+    truth, predicted, visible = [], [], {name: [] for name in BUTTONS_SHOWN}
+    mismatched = frames = 0
+    for entry in index_stores(read_index("results/index/idm.json"), args.split):
+        if entry["game"] != "smb1":
+            continue
+        store = open_store(entry["path"])
+        prefix = Path("results/raw/idm") / entry["game"] / Path(entry["path"]).stem
+        effect, mismatches = replay_visibility(prefix, store.frames, store.height, store.width, store.fps,
+                                               args.horizon)
+        mismatched, frames = mismatched + mismatches, frames + len(store)
+        truth.append(to_multihot(np.asarray(store.actions[:])).astype(bool))
+        predicted.append(to_multihot(predict_store(model, store.frames)[0]).astype(bool))
+        for name in BUTTONS_SHOWN:
+            visible[name].append(effect[name])
+    truth, predicted = np.concatenate(truth), np.concatenate(predicted)
+    print(f"{frames} store frames of {args.split} SMB recordings; the replay differs from the store on {mismatched}; "
+          f"a press is visible when releasing it changes a pixel of the next {args.horizon} store frames by more "
+          "than the threshold")
+    print(f"{'button':7} {'held':>6} {'F1 all':>7} {'threshold':>9} {'visible':>8} {'F1 visible':>10} {'recall visible':>14}")
+    for name in BUTTONS_SHOWN:
+        b = BUTTONS.index(name)
+        effect = np.concatenate(visible[name])
+        overall = precision_recall_f1(truth[:, b], predicted[:, b])
+        held = int(truth[:, b].sum())
+        for threshold in args.threshold:
+            seen = effect > threshold
+            keep = ~truth[:, b] | seen  # drop the presses no frame shows
+            ceiling = precision_recall_f1(truth[keep, b], predicted[keep, b])
+            print(f"{name:7} {held:6d} {overall['f1']:7.3f} {threshold:9d} {seen.sum() / max(held, 1):8.3f} "
+                  f"{ceiling['f1']:10.3f} {ceiling['recall']:14.3f}")
+
+
+if __name__ == "__main__":
+    main()
