@@ -9,7 +9,11 @@ emulator state: once as recorded, once with that button released during frame k'
 frames (everything after as recorded). The press is *visible* when any of the store frames
 k+1 ... k+horizon, downscaled as `swag convert` does, differ by more than `--threshold` in some pixel.
 An invisible press (pushing against a wall, braking when already stopped, A after the jump's apex)
-leaves the frames identical, so no IDM can label it; the visible fraction bounds its recall.
+leaves the frames identical, so no IDM can label it from the frames that follow it; for buttons
+that act at once (left's brake, A's jump) the visible fraction bounds the IDM's recall. Buttons that
+act through momentum (right, B's run) mostly show only when held for many frames: a one-step release
+changes little, and the IDM reads them from the speed of the whole window instead, so for them the
+fraction is no ceiling.
 
 It prints, per button, the held frames, the visible fraction, and the run's IDM F1 on all frames
 and on visible presses only (invisible presses left out: the ceiling-adjusted score), labelled as
