@@ -26,7 +26,7 @@ import numpy as np
 from swag.actions import BUTTONS, NUM_BUTTONS, to_multihot
 from swag.data import check_resolution, index_stores, read_index
 from swag.errors import SwagError
-from swag.store import open_store
+from swag.store import atomic_write_text, open_store
 
 ONSET_TOLERANCE = 2  # frames
 
@@ -156,9 +156,7 @@ def evaluate_idm(model_path, index_path, out_dir, splits=("test", "unseen_style"
         plot_f1(result, split, out_dir / f"f1_{split}.png")
     if bar is not None:
         bar.close()
-    temp = out_dir / f"idm_eval.json.tmp-{os.getpid()}"
-    temp.write_text(json.dumps(results, indent=1))
-    os.replace(temp, out_dir / "idm_eval.json")
+    atomic_write_text(json.dumps(results, indent=1), out_dir / "idm_eval.json")
     return results
 
 

@@ -16,7 +16,6 @@ so a model checkpoint is loaded once per worker and no tensors cross process bou
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -362,6 +361,7 @@ def train_vpt(index_path, labels, model_config, training_config, out_dir, weight
     from pathlib import Path
 
     from swag.data import index_stores, read_index, split_fit_val
+    from swag.store import atomic_write_text
     from swag.train import train
 
     out_dir = Path(out_dir)
@@ -388,9 +388,7 @@ def train_vpt(index_path, labels, model_config, training_config, out_dir, weight
     source = {"index": str(index_path), "labels": str(labels), "oracle": oracle, "weighting": weighting,
               "min_confidence": min_confidence, "drop_null": drop_null, "use_confidence": use_confidence,
               "fit_labels": fit_labels, "val_labels": val_labels, "kept": stats}
-    temp = out_dir / f"policy_labels.json.tmp-{os.getpid()}"
-    temp.write_text(json.dumps(source, indent=1) + "\n")
-    os.replace(temp, out_dir / "policy_labels.json")
+    atomic_write_text(json.dumps(source, indent=1) + "\n", out_dir / "policy_labels.json")
     log.info("training the %s policy on %d recordings (%d for validation)", "oracle-BC" if oracle else "VPT",
              len(fit), len(val))
     summary = train(model_config, training_config, out_dir, [e["path"] for e in fit], [e["path"] for e in val],

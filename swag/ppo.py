@@ -62,7 +62,8 @@ import torch.nn.functional as F
 from swag.actions import BIT, BUTTONS
 from swag.errors import SwagError, TrainingInterrupted
 from swag.model import NUM_BUTTONS, ModelConfig, VPTModel
-from swag.train import atomic_torch_save, atomic_write_text, load_checkpoint, plot_panels, settings_from_dict
+from swag.store import atomic_write_text
+from swag.train import atomic_torch_save, load_checkpoint, plot_panels, settings_from_dict
 
 log = logging.getLogger(__name__)
 

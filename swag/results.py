@@ -25,6 +25,7 @@ from pathlib import Path
 
 from swag.errors import SwagError
 from swag.rollout import read_results
+from swag.store import atomic_write_text
 
 ROW_ORDER = ("random", "vpt", "oracle-bc", "demonstrator")
 FINETUNED_PREFIXES = ("vpt-bc-ft-", "vpt-rl-ft-", "rl-scratch-")
@@ -161,9 +162,6 @@ def write_table(result_paths, out_prefix) -> dict:
     out_prefix = Path(out_prefix)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     for suffix, text in ((".json", json.dumps(table, indent=1) + "\n"), (".md", to_markdown(table))):
-        path = out_prefix.with_name(out_prefix.name + suffix)
-        temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        temp.write_text(text)
-        os.replace(temp, path)
+        atomic_write_text(text, out_prefix.with_name(out_prefix.name + suffix))
     plot(table, out_prefix.with_name(out_prefix.name + ".png"))
     return table

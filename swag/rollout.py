@@ -332,11 +332,9 @@ def _check_checkpoint(spec: AgentSpec) -> None:
 
 def write_json(path, value) -> None:
     """Write JSON atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    temp.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
-    os.replace(temp, path)
+    from swag.store import atomic_write_text
+
+    atomic_write_text(json.dumps(value, indent=2, sort_keys=False) + "\n", path)
 
 
 def read_results(path) -> dict:

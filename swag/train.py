@@ -35,7 +35,7 @@ import torch.distributed as dist
 from swag.data import WindowDataset, augment, class_weights, read_index, index_stores, split_fit_val
 from swag.errors import EXIT_INTERRUPTED, SwagError, TrainingInterrupted
 from swag.model import ModelConfig, VPTModel
-from swag.store import file_sha256
+from swag.store import atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,6 @@ def settings_from_dict(cls, values: dict, section: str):
 def atomic_torch_save(obj, path: Path) -> None:
     temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     torch.save(obj, temp)
-    os.replace(temp, path)
-
-
-def atomic_write_text(text: str, path: Path) -> None:
-    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    temp.write_text(text)
     os.replace(temp, path)
 
 

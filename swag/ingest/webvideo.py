@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from swag.errors import SwagError
+from swag.store import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,7 @@ def make_web_video(prefix: str | os.PathLike, out: str | os.PathLike, *, seed: i
     sidecar = {"source": os.fspath(prefix), "seed": seed, "game": meta.get("game"), "level": meta.get("level"),
                **result}
     sidecar_path = Path(out).with_suffix(".web.json")
-    temp = sidecar_path.with_name(sidecar_path.name + f".tmp-{os.getpid()}")
-    temp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-    os.replace(temp, sidecar_path)
+    atomic_write_text(json.dumps(sidecar, indent=2) + "\n", sidecar_path)
     log.info("%s: %d frames, %dx%d, picture x%g at (%d, %d), crf %d", out, result["frames"], style.canvas_width,
              style.canvas_height, style.scale, result["crop"]["x"], result["crop"]["y"], style.crf)
     return sidecar
