@@ -133,5 +133,7 @@ use rule evaluate_labels as evaluate_web_labels with:
             category="2. Inverse dynamics model",
             labels={"figure": "web video {name}"},
         ),
+    benchmark:
+        "logs/benchmarks/evaluate_web_labels/evaluate_web_labels.tsv",
     log:
         "logs/evaluate_web_labels/evaluate_web_labels.log",
