@@ -185,6 +185,8 @@ def vpt_dataset(tmp_path_factory):
                             ["train", "train", "unseen_style", "train", "test"]):  # sorted: c0 c3 j4 s1 s2
         entry["split"] = split  # fixed here so the test does not hang on the hash of five names
     write_index(index, root / "index.json")
+    labelled = {**index, "stores": [{**entry, "path": entry["truth"]} for entry in index["stores"]]}
+    write_index(labelled, root / "labelled.json")  # the truth stores stand in for labelled play
     rng = np.random.default_rng(0)
     for entry in index["stores"]:
         truth = open_store(entry["truth"], need_frames=False).actions
@@ -205,21 +207,16 @@ def run_swag(*args, cwd=None):
     return subprocess.run([*SWAG, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd)
 
 
-def test_random_agent_draws_per_game_from_the_labelled_plays_true_actions(vpt_dataset, tmp_path):
+def test_random_agent_draws_per_game_from_the_labelled_plays_true_actions(vpt_dataset):
     from swag.data import read_index
-    from swag.index import write_index
     from swag.rollout import demonstrated_actions
     from swag.store import open_store
 
-    index = read_index(vpt_dataset / "index.json")
-    for entry in index["stores"]:  # the truth stores stand in for labelled play (frames + true actions)
-        entry["path"] = entry["truth"]
-    write_index(index, tmp_path / "labelled.json")
     expected = set()
-    for entry in index["stores"]:
+    for entry in read_index(vpt_dataset / "labelled.json")["stores"]:
         if entry["split"] == "train":
             expected |= set(np.unique(open_store(entry["path"], need_frames=False).actions[:]).tolist())
-    assert demonstrated_actions(tmp_path / "labelled.json") == {"smb1": sorted(expected)}
+    assert demonstrated_actions(vpt_dataset / "labelled.json") == {"smb1": sorted(expected)}
     with pytest.raises(SwagError, match="no true actions"):
         demonstrated_actions(vpt_dataset / "index.json")  # unlabelled video: no actions to draw from
 
@@ -294,15 +291,14 @@ def test_train_vpt_resumes_after_sigterm_then_evaluates(vpt_dataset, tmp_path):
     evaluated = tmp_path / "eval"
     common = ["--game", "smb1:1-1", "--episodes", "2", "--max-steps", "40", "--workers", "1", "--videos", "1"]
     for name, extra in [("vpt", ["--checkpoint", out / "model.pt", "--index", vpt_dataset / "index.json"]),
-                        ("random", ["--agent", "random", "--index", vpt_dataset / "index.json",
-                                    "--labels", vpt_dataset / "labels"])]:
+                        ("random", ["--agent", "random", "--actions-from", vpt_dataset / "labelled.json"])]:
         done = run_swag("evaluate-vpt", evaluated, "--name", name, *extra, *common)
         assert done.returncode == 0, done.stderr
     vpt = json.loads((evaluated / "vpt.json").read_text())
     assert 0 <= vpt["offline"]["action_accuracy"] <= 1 and vpt["offline"]["splits"]["test"]["frames"] > 0
     assert 0 < vpt["games"]["smb1:1-1"]["progress_mean"] <= 1
     random_actions = json.loads((evaluated / "random.json").read_text())["agent"]["actions"]
-    assert 1 < len(random_actions) < 256
+    assert list(random_actions) == ["smb1"] and 1 < len(random_actions["smb1"]) < 256
     table = run_swag("results-table", evaluated / "vpt.json", evaluated / "random.json", "--out", tmp_path / "table")
     assert table.returncode == 0, table.stderr
     markdown = (tmp_path / "table.md").read_text()
