@@ -303,9 +303,6 @@ def evaluate_vpt_command(
 
     game_levels = [parse_game(text) for text in game]
     actions = demonstrated_actions(actions_from) if agent == "random" and actions_from else None
-    missing = sorted({g for g, _ in game_levels} - set(actions or {})) if actions else []
-    if missing:
-        raise SwagError(f"{actions_from}: no labelled play of {', '.join(missing)} to draw random actions from")
     spec = AgentSpec(agent, name, checkpoint=str(checkpoint) if checkpoint else None, greedy=greedy,
                      actions=actions, style=style)
     result = evaluate_vpt(spec, game_levels, episodes, max_steps, fps, out,

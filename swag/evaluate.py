@@ -18,7 +18,6 @@ OUT/f1_<split>.png (per-button F1 bars).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ import numpy as np
 from swag.actions import BUTTONS, NUM_BUTTONS, to_multihot
 from swag.data import check_resolution, index_stores, read_index
 from swag.errors import SwagError
-from swag.store import atomic_write_text, open_store
+from swag.store import atomic_store_path, atomic_write_text, open_store
 
 ONSET_TOLERANCE = 2  # frames
 
@@ -163,10 +162,9 @@ def evaluate_idm(model_path, index_path, out_dir, splits=("test", "unseen_style"
 def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    temp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(temp, dpi=100)
+    with atomic_store_path(path) as temp:  # the temp name hides the suffix: say the format
+        fig.savefig(temp, dpi=100, format=path.suffix.lstrip("."))
     plt.close(fig)
-    os.replace(temp, path)
 
 
 def plot_confusion(result: dict, split: str, path: Path) -> None:

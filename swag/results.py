@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 from swag.errors import SwagError
 from swag.rollout import read_results
-from swag.store import atomic_write_text
+from swag.store import atomic_store_path, atomic_write_text
 
 ROW_ORDER = ("random", "vpt", "oracle-bc", "demonstrator")
 FINETUNED_PREFIXES = ("vpt-bc-ft-", "vpt-rl-ft-", "rl-scratch-")
@@ -150,10 +149,9 @@ def plot(table: dict, path) -> None:
     axes[0][0].legend(loc="upper left", fontsize="small")
     fig.tight_layout()
     path = Path(path)
-    temp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(temp, dpi=110)
+    with atomic_store_path(path) as temp:  # the temp name hides the suffix: say the format
+        fig.savefig(temp, dpi=110, format=path.suffix.lstrip("."))
     plt.close(fig)
-    os.replace(temp, path)
 
 
 def write_table(result_paths, out_prefix) -> dict:

@@ -57,16 +57,6 @@ def _temp_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.tmp-{os.getpid()}")
 
 
-def atomic_write_text(text: str, path: str | os.PathLike) -> None:
-    """Write a small file whole: to PATH.tmp-<pid>, then renamed onto PATH, so that a reader (or
-    Snakemake, after a crash) never finds half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_path(path)
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
-
-
 def remove_path(path: Path) -> None:
     """Delete a file or directory tree if it exists."""
     if path.is_dir() and not path.is_symlink():
@@ -111,6 +101,13 @@ def atomic_store_path(path: str | os.PathLike) -> Iterator[Path]:
         remove_path(temp)
         raise
     replace_path(temp, path)
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> None:
+    """Write a small file whole (`atomic_store_path`), so that a reader, or Snakemake after a
+    crash, never finds half of it."""
+    with atomic_store_path(path) as temp:
+        temp.write_text(text, encoding="utf-8")
 
 
 # --- writing -------------------------------------------------------------------------------------

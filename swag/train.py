@@ -35,7 +35,7 @@ import torch.distributed as dist
 from swag.data import WindowDataset, augment, class_weights, read_index, index_stores, split_fit_val
 from swag.errors import EXIT_INTERRUPTED, SwagError, TrainingInterrupted
 from swag.model import ModelConfig, VPTModel
-from swag.store import atomic_write_text, file_sha256
+from swag.store import atomic_store_path, atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,8 @@ def settings_from_dict(cls, values: dict, section: str):
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, temp)
-    os.replace(temp, path)
+    with atomic_store_path(path) as temp:
+        torch.save(obj, temp)
 
 
 def load_checkpoint(path, model_config: ModelConfig | None = None, map_location="cpu") -> dict:
