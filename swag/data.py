@@ -13,7 +13,6 @@ datasets (under `cache_bytes`) are kept in memory after the first read.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 
 from swag.actions import NUM_BUTTONS, to_multihot
 from swag.errors import SwagError
-from swag.store import open_store
+from swag.store import open_store, read_json
 
 
 # --- the dataset index ---------------------------------------------------------------------------
@@ -32,12 +31,7 @@ from swag.store import open_store
 def read_index(path) -> dict:
     """The dataset index (docs/design.md), with relative store paths resolved against its folder."""
     path = Path(path)
-    try:
-        index = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SwagError(f"{path}: dataset index not found") from None
-    except json.JSONDecodeError as error:
-        raise SwagError(f"{path}: not valid JSON ({error})") from None
+    index = read_json(path, "dataset index")
     if not isinstance(index, dict) or not isinstance(index.get("stores"), list):
         raise SwagError(f"{path}: dataset index has no 'stores' list")
     for entry in index["stores"]:

@@ -30,6 +30,7 @@ import swag
 from swag import actions as nes_actions
 from swag import games
 from swag.errors import SwagError
+from swag.store import read_json
 
 log = logging.getLogger(__name__)
 
@@ -242,10 +243,7 @@ def read_meta(prefix: str | os.PathLike) -> dict[str, Any]:
     for path in (meta_path, video, actions):
         if not path.is_file():
             raise SwagError(f"{path}: recording file not found")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise SwagError(f"{meta_path}: not valid JSON ({error})") from None
+    meta = read_json(meta_path, "recording metadata")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise SwagError(f"{meta_path}: not a swag recording (format is not {FORMAT!r})")
     if meta.get("format_version") != FORMAT_VERSION:

@@ -339,13 +339,10 @@ def write_json(path, value) -> None:
 
 def read_results(path) -> dict:
     """A policy's results JSON, checked for the format."""
+    from swag.store import read_json
+
     path = Path(path)
-    try:
-        value = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SwagError(f"{path}: rollout results not found") from None
-    except json.JSONDecodeError as error:
-        raise SwagError(f"{path}: not valid JSON ({error})") from None
+    value = read_json(path, "rollout results")
     if not isinstance(value, dict) or value.get("format") != RESULTS_FORMAT or "games" not in value:
         raise SwagError(f"{path}: not a swag rollout results file (format {RESULTS_FORMAT!r})")
     return value

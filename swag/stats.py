@@ -10,17 +10,12 @@ from typing import Any
 import numpy as np
 
 from swag import actions
-from swag.errors import SwagError
-from swag.store import open_store
+from swag.store import open_store, read_json
 
 
 def dataset_statistics(index_path: str | Path) -> dict[str, Any]:
     """Frames per game/split/style, and per-game button press rates from actions or truth stores."""
-    index_path = Path(index_path)
-    try:
-        index = json.loads(index_path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise SwagError(f"{index_path}: cannot read dataset index ({error})") from None
+    index = read_json(index_path, "dataset index")
     frames = defaultdict(lambda: defaultdict(int))  # game -> split -> frames
     styles = defaultdict(lambda: defaultdict(int))  # game -> style -> frames
     presses = defaultdict(lambda: np.zeros(actions.NUM_BUTTONS, dtype=np.int64))

@@ -16,6 +16,7 @@ when it is complete, so a store that exists is always whole.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -108,6 +109,20 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> None:
     crash, never finds half of it."""
     with atomic_store_path(path) as temp:
         temp.write_text(text, encoding="utf-8")
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """A small JSON file's value; a missing, unreadable or malformed file is a one-line SwagError
+    naming the file and `what` it should have been (e.g. "dataset index")."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SwagError(f"{path}: {what} not found") from None
+    except OSError as error:
+        raise SwagError(f"{path}: cannot read {what} ({error.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise SwagError(f"{path}: {what} is not valid JSON ({error})") from None
 
 
 # --- writing -------------------------------------------------------------------------------------

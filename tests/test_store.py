@@ -5,7 +5,7 @@ import pytest
 import zarr
 
 from swag.errors import SwagError
-from swag.store import FORMAT_VERSION, StoreWriter, atomic_store_path, open_store, write_array_store
+from swag.store import FORMAT_VERSION, StoreWriter, atomic_store_path, open_store, read_json, write_array_store
 
 
 def random_episode(n, height=24, width=32, seed=0):
@@ -111,3 +111,18 @@ def test_open_rejects_non_stores(tmp_path):
     with pytest.raises(SwagError, match="broken.zarr: cannot open"):
         open_store(tmp_path / "broken.zarr")
     assert json.loads((tmp_path / "future.zarr" / "zarr.json").read_text())["attributes"]["swag"]["format_version"] == 99
+
+
+def test_read_json_errors_name_the_file_and_what_it_should_be(tmp_path):
+    good = tmp_path / "index.json"
+    good.write_text('{"stores": []}')
+    assert read_json(good, "dataset index") == {"stores": []}
+    cases = {tmp_path / "missing.json": "dataset index not found",
+             tmp_path: "cannot read dataset index",
+             tmp_path / "bad.json": "dataset index is not valid JSON"}
+    (tmp_path / "bad.json").write_text('{"stores": [')
+    for path, message in cases.items():
+        with pytest.raises(SwagError) as error:
+            read_json(path, "dataset index")
+        assert str(error.value).startswith(f"{path}: {message}")
+        assert "\n" not in str(error.value)
