@@ -30,7 +30,6 @@ import swag
 from swag import actions as nes_actions
 from swag import games
 from swag.errors import SwagError
-from swag.store import read_json
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +242,8 @@ def read_meta(prefix: str | os.PathLike) -> dict[str, Any]:
     for path in (meta_path, video, actions):
         if not path.is_file():
             raise SwagError(f"{path}: recording file not found")
+    from swag.store import read_json  # here, so that `swag record` jobs do not import zarr (~0.5 s each)
+
     meta = read_json(meta_path, "recording metadata")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise SwagError(f"{meta_path}: not a swag recording (format is not {FORMAT!r})")
