@@ -25,7 +25,7 @@ import numpy as np
 from swag.actions import BUTTONS, NUM_BUTTONS, to_multihot
 from swag.data import check_resolution, index_stores, read_index
 from swag.errors import SwagError
-from swag.store import atomic_store_path, atomic_write_text, open_store
+from swag.store import atomic_save_figure, atomic_write_text, open_store
 
 ONSET_TOLERANCE = 2  # frames
 
@@ -162,8 +162,7 @@ def evaluate_idm(model_path, index_path, out_dir, splits=("test", "unseen_style"
 def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    with atomic_store_path(path) as temp:  # the temp name hides the suffix: say the format
-        fig.savefig(temp, dpi=100, format=path.suffix.lstrip("."))
+    atomic_save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from swag.errors import SwagError
 from swag.rollout import read_results
-from swag.store import atomic_store_path, atomic_write_text
+from swag.store import atomic_save_figure, atomic_write_text
 
 ROW_ORDER = ("random", "vpt", "oracle-bc", "demonstrator")
 FINETUNED_PREFIXES = ("vpt-bc-ft-", "vpt-rl-ft-", "rl-scratch-")
@@ -148,9 +148,7 @@ def plot(table: dict, path) -> None:
         ax.set_ylabel("progress (SMB: fraction of level)" if game.startswith("smb") else "progress")
     axes[0][0].legend(loc="upper left", fontsize="small")
     fig.tight_layout()
-    path = Path(path)
-    with atomic_store_path(path) as temp:  # the temp name hides the suffix: say the format
-        fig.savefig(temp, dpi=110, format=path.suffix.lstrip("."))
+    atomic_save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

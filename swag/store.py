@@ -111,6 +111,14 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> None:
         temp.write_text(text, encoding="utf-8")
 
 
+def atomic_save_figure(fig, path: str | os.PathLike, dpi: int) -> None:
+    """Save a matplotlib figure whole (`atomic_store_path`), in the format PATH's suffix names
+    (the temp name hides the suffix from matplotlib)."""
+    path = Path(path)
+    with atomic_store_path(path) as temp:
+        fig.savefig(temp, dpi=dpi, format=path.suffix.lstrip("."))
+
+
 def read_json(path: str | os.PathLike, what: str) -> Any:
     """A small JSON file's value; a missing, unreadable or malformed file is a one-line SwagError
     naming the file and `what` it should have been (e.g. "dataset index")."""

@@ -35,7 +35,7 @@ import torch.distributed as dist
 from swag.data import WindowDataset, augment, class_weights, read_index, index_stores, split_fit_val
 from swag.errors import EXIT_INTERRUPTED, SwagError, TrainingInterrupted
 from swag.model import ModelConfig, VPTModel
-from swag.store import atomic_store_path, atomic_write_text, file_sha256
+from swag.store import atomic_save_figure, atomic_store_path, atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -447,7 +447,6 @@ def plot_panels(path: Path, x: list, xlabel: str, panels: dict[str, dict[str, li
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, (title, lines) in zip(axes[0], panels.items()):
         for label, values in lines.items():
@@ -457,10 +456,8 @@ def plot_panels(path: Path, x: list, xlabel: str, panels: dict[str, dict[str, li
         if len(lines) > 1:
             ax.legend()
     fig.tight_layout()
-    temp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(temp, dpi=100)
+    atomic_save_figure(fig, path, dpi=100)
     plt.close(fig)
-    os.replace(temp, path)
 
 
 def train_idm(index_path, model_config: ModelConfig, config: TrainingConfig, out_dir, progress: bool = True) -> dict:
