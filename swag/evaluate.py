@@ -6,6 +6,9 @@ does (centre-of-window predictions) and compares with the true actions:
 - `exact_match`: fraction of frames whose whole pad byte is right;
 - per button: precision, recall, F1 and support (frames pressed);
 - per button `onset_f1`: press onsets (released -> pressed) matched one-to-one within ±2 frames;
+- per button `recall_by_press_length`: recall over the frames of presses 1, 2, 3 and 4+ store
+  frames long. A one-step tap changes the frames least (a brake in the air barely slows Mario),
+  so this says whether a button's F1 is held down by its taps;
 - `visibility` (SMB family, stores with `info/y_pos`): holding A only matters while Mario rises
   (it lowers his gravity) or on the frame the jump starts; a held A while he falls or stands is
   invisible in the frames. We report the fraction of A-pressed frames that are visible (the
@@ -66,6 +69,21 @@ def onset_counts(truth: np.ndarray, predicted: np.ndarray, tolerance: int = ONSE
     return matched, len(true_onsets), len(predicted_onsets)
 
 
+PRESS_LENGTHS = ("1", "2", "3", "4+")
+
+
+def press_lengths(pressed: np.ndarray) -> np.ndarray:
+    """int (T,): for each pressed frame, the length of the press (run of pressed frames) it
+    belongs to; 0 where released."""
+    pressed = np.asarray(pressed, bool)
+    lengths = np.zeros(len(pressed), np.int64)
+    starts = onsets(pressed)
+    stops = np.flatnonzero(pressed & ~np.concatenate([pressed[1:], [False]])) + 1  # one past each press
+    for start, stop in zip(starts, stops):
+        lengths[start:stop] = stop - start
+    return lengths
+
+
 def a_visible(actions: np.ndarray, y_pos: np.ndarray) -> np.ndarray:
     """bool (T,): frames where a held A could show in the next frame (SMB): its onset, or while
     Mario rises (y_pos grows upwards in gym-super-mario-bros' info)."""
@@ -92,6 +110,12 @@ def metrics(truth: list[np.ndarray], predicted: list[np.ndarray], visible_a: lis
         scores["onset_f1"] = (2 * onset_precision * onset_recall / (onset_precision + onset_recall)
                               if onset_precision + onset_recall else 0.0)
         scores["onsets"] = true_count
+        lengths = np.concatenate([press_lengths(to_multihot(t)[:, b]) for t in truth])
+        buckets = np.minimum(lengths, len(PRESS_LENGTHS))  # 0 released, 1..3, 4 for 4+
+        scores["recall_by_press_length"] = {
+            label: {"frames": int((buckets == i).sum()),
+                    "recall": float(pred_hot[buckets == i, b].mean()) if (buckets == i).any() else None}
+            for i, label in enumerate(PRESS_LENGTHS, start=1)}
         result["buttons"][name] = scores
     if visible_a and all(v is not None for v in visible_a):
         visible = np.concatenate(visible_a)

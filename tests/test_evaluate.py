@@ -8,7 +8,8 @@ import torch
 
 from swag.actions import BIT, from_names
 from swag.errors import SwagError
-from swag.evaluate import a_visible, evaluate_idm, metrics, onset_counts, onsets, precision_recall_f1
+from swag.evaluate import (a_visible, evaluate_idm, metrics, onset_counts, onsets, precision_recall_f1,
+                           press_lengths)
 from swag.model import ModelConfig, VPTModel
 from swag.store import StoreWriter, write_array_store
 
@@ -42,6 +43,20 @@ def test_metrics_exact_match_and_buttons():
     assert result["exact_match"] == pytest.approx(0.75)
     assert result["buttons"]["right"]["f1"] == 1.0 and result["buttons"]["A"]["recall"] == 0.0
     assert "visibility" not in result
+
+
+def test_press_lengths_and_recall_by_press_length():
+    pressed = np.array([1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1], bool)
+    assert list(press_lengths(pressed)) == [1, 0, 2, 2, 0, 5, 5, 5, 5, 5, 0, 1]
+    left = BIT["left"]
+    # two stores, so a press at the end of one and the start of the next stay two presses
+    truth = [np.array([left, 0, left, left, 0], np.uint8), np.array([left, left, left, left, 0], np.uint8)]
+    predicted = [np.array([0, 0, left, 0, 0], np.uint8), np.array([left, left, left, 0, 0], np.uint8)]
+    by_length = metrics(truth, predicted, [None, None])["buttons"]["left"]["recall_by_press_length"]
+    assert by_length["1"] == {"frames": 1, "recall": 0.0}
+    assert by_length["2"] == {"frames": 2, "recall": 0.5}
+    assert by_length["3"] == {"frames": 0, "recall": None}
+    assert by_length["4+"] == {"frames": 4, "recall": 0.75}
 
 
 def test_a_visibility_ceiling_on_real_smb_physics():
