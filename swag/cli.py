@@ -293,6 +293,8 @@ def evaluate_vpt_command(
     max_steps: Annotated[int, typer.Option(help="Policy steps per episode (at --fps).")] = 600,
     fps: Annotated[float, typer.Option(help="Policy frame rate: data.fps; each action is held for 60/fps frames.")] = 20,
     greedy: Annotated[bool, typer.Option(help="Take the most likely action instead of sampling.")] = False,
+    temperature: Annotated[float, typer.Option(help="Divide the policy's logits by this before sampling "
+                                                    "(below 1: sharper, still sampled).")] = 1.0,
     workers: Annotated[int, typer.Option(help="Emulator processes (0: one per CPU core).")] = 0,
     videos: Annotated[int, typer.Option(help="Episodes per game to save as mp4.")] = 1,
     seed: Annotated[int, typer.Option(help="Base seed of the episodes (the same for every policy).")] = 0,
@@ -301,10 +303,12 @@ def evaluate_vpt_command(
     from swag.policy import AgentSpec
     from swag.rollout import demonstrated_actions, evaluate_vpt, parse_game
 
+    if not temperature > 0:
+        raise SwagError(f"--temperature {temperature} must be > 0 (--greedy takes the most likely action)")
     game_levels = [parse_game(text) for text in game]
     actions = demonstrated_actions(actions_from) if agent == "random" and actions_from else None
     spec = AgentSpec(agent, name, checkpoint=str(checkpoint) if checkpoint else None, greedy=greedy,
-                     actions=actions, style=style)
+                     temperature=temperature, actions=actions, style=style)
     result = evaluate_vpt(spec, game_levels, episodes, max_steps, fps, out,
                           index_path=index if agent == "model" else None, workers=workers or None, videos=videos,
                           seed=seed)

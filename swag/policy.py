@@ -154,20 +154,25 @@ class ModelAgent(Agent):
     press probability (head "buttons"), or the byte from the softmax (head "joint"). Sampling
     keeps a cloned policy from freezing where the demonstrators pressed a button < 50% of the
     time (e.g. when to jump); `greedy=True` takes the most likely action instead (probability
-    > 0.5 per button, or the argmax byte). The per-episode random stream comes from `reset(seed)`.
+    > 0.5 per button, or the argmax byte). `temperature` divides the logits before sampling:
+    below 1 it sharpens every probability towards its greedy choice without making play
+    deterministic, so the rare wrong press or release of a small cloned policy is drawn less
+    often. The per-episode random stream comes from `reset(seed)`.
     """
 
     def __init__(self, model, greedy: bool = False, context: str = "cache", name: str = "policy",
-                 device: str = "cpu"):
+                 device: str = "cpu", temperature: float = 1.0):
         import torch
 
         if context not in ("cache", "window"):
             raise ValueError(f"context must be 'cache' or 'window', got {context!r}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
         if not model.config.causal:
             raise SwagError(f"{name}: the model is not causal (an IDM?); a policy must not see the future")
         self.model = model.eval()
         self.config = model.config
-        self.greedy, self.context, self.name = greedy, context, name
+        self.greedy, self.context, self.name, self.temperature = greedy, context, name, float(temperature)
         self.device = torch.device(device)
         self.width, self.height = self.config.dimensions.x, self.config.dimensions.y
         self.window = self.config.sequence_length
@@ -192,8 +197,8 @@ class ModelAgent(Agent):
         return self.choose(probs)
 
     def action_probs(self, frame) -> np.ndarray:
-        """Feed one frame; the distribution over the next action: (8,) per-button probabilities
-        for head "buttons", (256,) byte probabilities for head "joint"."""
+        """Feed one frame; the distribution over the next action, at the agent's temperature:
+        (8,) per-button probabilities for head "buttons", (256,) byte probabilities for head "joint"."""
         import torch
 
         frame = np.asarray(frame, dtype=np.uint8)
@@ -209,7 +214,7 @@ class ModelAgent(Agent):
             else:
                 self.embeddings.append(self._encode_newest())
                 last = self._transform(torch.stack(list(self.embeddings)).unsqueeze(0))  # (8 or 256,)
-            last = last.float()
+            last = last.float() / self.temperature
             if self.config.head == "buttons":
                 return torch.sigmoid(last).cpu().numpy()
             return last.softmax(-1).cpu().numpy()
@@ -249,6 +254,7 @@ class AgentSpec:
     name: str
     checkpoint: str | None = None  # kind "model"
     greedy: bool = False  # kind "model"
+    temperature: float = 1.0  # kind "model": logits are divided by it before sampling
     context: str = "cache"  # kind "model"
     actions: list[int] | dict[str, list[int]] | None = None  # kind "random": bytes to draw from, by game or not
     style: str = "cautious"  # kind "demonstrator"
@@ -270,7 +276,7 @@ def make_agent(spec: AgentSpec, game: str) -> Agent:
         if spec.checkpoint is None:
             raise SwagError(f"policy {spec.name}: no checkpoint given")
         return ModelAgent.from_checkpoint(spec.checkpoint, greedy=spec.greedy, context=spec.context,
-                                          name=spec.name, device=spec.device)
+                                          name=spec.name, device=spec.device, temperature=spec.temperature)
     raise SwagError(f"policy {spec.name}: unknown agent kind {spec.kind!r} (random, demonstrator, model)")
 
 

@@ -31,3 +31,11 @@ def test_bad_input_is_one_line_and_exits_1(tmp_path):
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert done.stderr.startswith("swag: error: unknown game 'pacman'")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_temperature_of_zero_is_refused_before_any_rollout(tmp_path):
+    done = run_swag("evaluate-vpt", tmp_path / "out", "--name", "vpt", "--checkpoint", tmp_path / "model.pt",
+                    "--game", "smb1:1-1", "--temperature", "0")
+    assert done.returncode == 1
+    assert done.stderr.strip() == "swag: error: --temperature 0.0 must be > 0 (--greedy takes the most likely action)"
+    assert not (tmp_path / "out").exists()

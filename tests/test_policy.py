@@ -106,6 +106,21 @@ def test_sampling_is_seeded_and_follows_the_probabilities():
     assert greedy.choose(probs) == int(1 | 1 << 7)  # A and right: the buttons above 0.5
 
 
+def test_temperature_sharpens_the_sampled_probabilities():
+    model = tiny_model()
+    frames = np.random.default_rng(3).integers(0, 256, (3, 60, 64, 3), dtype=np.uint8)
+    at = {t: ModelAgent(model, temperature=t) for t in (1.0, 0.5)}
+    for frame in frames:
+        probs = {t: agent.action_probs(frame) for t, agent in at.items()}
+    logits = np.log(probs[1.0]) - np.log1p(-probs[1.0])
+    np.testing.assert_allclose(probs[0.5], 1 / (1 + np.exp(-2 * logits)), rtol=1e-4, atol=1e-6)
+    # the same greedy choice, further from 0.5
+    assert ((probs[0.5] > 0.5) == (probs[1.0] > 0.5)).all()
+    assert (np.abs(probs[0.5] - 0.5) >= np.abs(probs[1.0] - 0.5) - 1e-7).all()
+    with pytest.raises(ValueError, match="temperature"):
+        ModelAgent(model, temperature=0.0)
+
+
 def test_joint_head_samples_bytes():
     agent = ModelAgent(tiny_model(head="joint"))
     probs = np.zeros(256)

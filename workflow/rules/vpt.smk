@@ -63,6 +63,7 @@ rule evaluate_vpt:
         max_steps=config["evaluation"]["max_steps"],
         fps=config["data"]["fps"],
         greedy="--greedy" if config["evaluation"].get("greedy") else "--no-greedy",
+        temperature=config["evaluation"].get("temperature", 1.0),
         videos=config["evaluation"].get("videos", 1),
     threads: 16
     resources:
@@ -76,7 +77,7 @@ rule evaluate_vpt:
     shell:
         "python -m swag evaluate-vpt {params.out_dir} --name {wildcards.policy} {params.agent} --index {input.index}"
         " {params.games} --episodes {params.episodes} --max-steps {params.max_steps} --fps {params.fps}"
-        " {params.greedy} --videos {params.videos} --workers {threads} > {log} 2>&1"
+        " {params.greedy} --temperature {params.temperature} --videos {params.videos} --workers {threads} > {log} 2>&1"
 
 
 rule results_table:
