@@ -7,8 +7,7 @@ does (centre-of-window predictions) and compares with the true actions:
 - per button: precision, recall, F1 and support (frames pressed);
 - per button `onset_f1`: press onsets (released -> pressed) matched one-to-one within ±2 frames;
 - per button `recall_by_press_length`: recall over the frames of presses 1, 2, 3 and 4+ store
-  frames long. A one-step tap changes the frames least (a brake in the air barely slows Mario),
-  so this says whether a button's F1 is held down by its taps;
+  frames long: whether a button's F1 is held down by its short taps or by presses of every length;
 - `visibility` (SMB family, stores with `info/y_pos`): holding A only matters while Mario rises
   (it lowers his gravity) or on the frame the jump starts; a held A while he falls or stands is
   invisible in the frames. We report the fraction of A-pressed frames that are visible (the
