@@ -98,18 +98,19 @@ def metrics(truth: list[np.ndarray], predicted: list[np.ndarray], visible_a: lis
     truth_hot, pred_hot = to_multihot(all_truth), to_multihot(all_pred)
     result = {"frames": int(len(all_truth)), "stores": len(truth),
               "exact_match": float((all_truth == all_pred).mean()) if len(all_truth) else 0.0, "buttons": {}}
+    truth_hots, pred_hots = [to_multihot(t) for t in truth], [to_multihot(p) for p in predicted]  # per store
     for b, name in enumerate(BUTTONS):
         scores = precision_recall_f1(truth_hot[:, b], pred_hot[:, b])
         matched = true_count = pred_count = 0
-        for t, p in zip(truth, predicted):
-            m, n_true, n_pred = onset_counts(to_multihot(t)[:, b], to_multihot(p)[:, b])
+        for t, p in zip(truth_hots, pred_hots):
+            m, n_true, n_pred = onset_counts(t[:, b], p[:, b])
             matched, true_count, pred_count = matched + m, true_count + n_true, pred_count + n_pred
         onset_precision = matched / pred_count if pred_count else 0.0
         onset_recall = matched / true_count if true_count else 0.0
         scores["onset_f1"] = (2 * onset_precision * onset_recall / (onset_precision + onset_recall)
                               if onset_precision + onset_recall else 0.0)
         scores["onsets"] = true_count
-        lengths = np.concatenate([press_lengths(to_multihot(t)[:, b]) for t in truth])
+        lengths = np.concatenate([press_lengths(t[:, b]) for t in truth_hots])
         buckets = np.minimum(lengths, len(PRESS_LENGTHS))  # 0 released, 1..3, 4 for 4+
         scores["recall_by_press_length"] = {
             label: {"frames": int((buckets == i).sum()),
