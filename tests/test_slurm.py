@@ -41,13 +41,15 @@ TOUCHED = ("idm", "smb1", "1-1_cautious_001")  # a training recording (tiny.yaml
 
 def tiny_config() -> dict:
     """The test DAG's tiny config, with one unlabelled recording and an IDM training long enough
-    (tens of tiny steps, ~1 s each on a busy 2-core machine) to be preempted while it runs."""
+    to be preempted while it runs: 250 tiny steps. On an idle fast 2-core machine a step takes
+    about 0.02 s, and 25 steps ended before the SIGTERM arrived (0.5 s polling plus squeue), so
+    the signal killed the job while it wrote its outputs instead of interrupting the loop."""
     path = ROOT / "tests" / "config" / "tiny.yaml"
     config = yaml.safe_load((path if path.exists() else ROOT / "config" / "demo.yaml").read_text())
     for entry in config["recordings"].get("vpt", []):
         entry["episodes"] = 1
     if "idm" in config and "training" in config["idm"]:
-        config["idm"]["training"].update(epochs=1000, max_steps=25, patience=100_000, checkpoint_every=5)
+        config["idm"]["training"].update(epochs=1000, max_steps=250, patience=100_000, checkpoint_every=5)
     return config
 
 
