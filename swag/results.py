@@ -8,7 +8,7 @@ held-out recordings with true labels). Outputs, for the Snakemake report:
                 "ratios": {game: {policy: progress_mean / reference's}}, "sources": [...]}
     OUT.md     the same as a markdown table, then the ratios
     OUT.png    bar plot: mean progress per policy, one panel per game (error bars: std over episodes,
-               dots: median)
+               black dots: median, grey dots: each episode)
 
 Rows are ordered random, VPT, oracle-BC, demonstrator, then the fine-tuned policies of each target
 (vpt-bc-ft-T, vpt-rl-ft-T, rl-scratch-T, as the workflow names them), then any others by name.
@@ -83,7 +83,11 @@ def build_table(result_paths, reference: str = "random", ceiling: str = "oracle-
             values[column["label"]] = None if value is None else float(value)
         rows.append({"policy": result["policy"], "values": values,
                      "episodes": {g: result["games"][g]["episodes"] for g in result["games"]},
-                     "progress_std": {g: result["games"][g]["progress_std"] for g in result["games"]}})
+                     "progress_std": {g: result["games"][g]["progress_std"] for g in result["games"]},
+                     # every episode's progress, in episode order: where a policy's episodes end
+                     # (one hazard that kills most of them, or a spread) is not in the mean
+                     "progress_episodes": {g: [float(e["progress"]) for e in result["games"][g].get("per_episode", [])]
+                                           for g in result["games"]}})
     ratios = {}
     for base in (reference, ceiling, "vpt"):
         base_result = next((r for r in results if r["policy"].lower() == base), None)
@@ -127,6 +131,7 @@ def to_markdown(table: dict) -> str:
 
 def plot(table: dict, path) -> None:
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -142,6 +147,11 @@ def plot(table: dict, path) -> None:
         x = range(len(policies))
         ax.bar(x, [m or 0.0 for m in means], yerr=stds, capsize=3,
                color=[colours[i % len(colours)] for i in x])
+        for i, row in enumerate(table["rows"]):
+            episodes = row["progress_episodes"].get(game, [])
+            jitter = np.linspace(-0.25, 0.25, len(episodes)) if len(episodes) > 1 else np.zeros(len(episodes))
+            ax.scatter(i + jitter, episodes, color="grey", alpha=0.6, s=6, zorder=2,
+                       label="episode" if i == 0 and episodes else None)
         ax.scatter(x, [m or 0.0 for m in medians], color="black", zorder=3, s=12, label="median")
         ax.set_xticks(list(x), policies, rotation=30, ha="right")
         ax.set_title(game)

@@ -164,7 +164,8 @@ def test_cli_errors_are_one_line(tmp_path):
 
 def _results(path: Path, policy: str, progress: dict) -> Path:
     games = {game: {"game": game.split(":")[0], "level": game.split(":")[1], "episodes": 2, "progress_mean": value,
-                    "progress_median": value, "progress_std": 0.0, "clear_mean": 0.0, "deaths_mean": 1.0}
+                    "progress_median": value, "progress_std": 0.0, "clear_mean": 0.0, "deaths_mean": 1.0,
+                    "per_episode": [{"episode": i, "progress": value} for i in range(2)]}
              for game, value in progress.items()}
     path.write_text(json.dumps({"format": "swag-rollouts", "policy": policy, "fps": 20, "max_steps": 60,
                                 "games": games}))
@@ -183,4 +184,5 @@ def test_result_table_orders_finetuned_rows_and_compares_them_with_vpt(tmp_path)
     assert table["ratios"]["vs vpt"]["smb1:1-2"] == pytest.approx(
         {"vpt-bc-ft-smb1-1-2": 3.0, "vpt-rl-ft-smb1-1-2": 2.0, "rl-scratch-smb1-1-2": 1.5})
     assert "demonstrator" not in table["ratios"]["vs vpt"]["smb1:1-2"]
+    assert table["rows"][0]["progress_episodes"] == {"smb1:1-1": [0.2, 0.2], "smb1:1-2": [0.1, 0.1]}
     assert "Mean progress relative to vpt:" in to_markdown(table)
