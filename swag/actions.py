@@ -49,15 +49,16 @@ def from_multihot(pressed: np.ndarray) -> np.ndarray:
     return (pressed << np.arange(NUM_BUTTONS, dtype=np.uint8)).sum(axis=-1).astype(np.uint8)
 
 
-def resample(actions: np.ndarray, source_fps: float, target_fps: float) -> np.ndarray:
+def resample(actions: np.ndarray, source_fps: float, target_fps: float, keep_partial: bool = False) -> np.ndarray:
     """Actions held at source_fps -> actions held at target_fps.
 
     A button counts as pressed in a target step when it was held for at least
     half of the source frames that step covers, so a held button stays held and
     one-frame flickers vanish, as they would to a viewer of the slower video.
+    `keep_partial`: see `frame_spans`.
     """
     actions = np.asarray(actions, dtype=np.uint8)
-    spans = frame_spans(len(actions), source_fps, target_fps)
+    spans = frame_spans(len(actions), source_fps, target_fps, keep_partial)
     if len(spans) == 0:
         return np.zeros(0, dtype=np.uint8)
     pressed = to_multihot(actions).astype(np.float32)
@@ -66,16 +67,21 @@ def resample(actions: np.ndarray, source_fps: float, target_fps: float) -> np.nd
     return from_multihot(held >= 0.5)
 
 
-def frame_spans(num_source: int, source_fps: float, target_fps: float) -> np.ndarray:
+def frame_spans(num_source: int, source_fps: float, target_fps: float, keep_partial: bool = False) -> np.ndarray:
     """int64 (T_target, 2): [start, stop) source frames covered by each target frame.
 
     Target frame k shows the source frame at time k / target_fps; it covers the
-    source frames up to the next target frame. Only whole target steps are kept.
+    source frames up to the next target frame. Only whole target steps are kept, unless
+    `keep_partial`: then a last step that starts within the source but ends after it is kept
+    with the frames that remain. A video sampled from the source shows that step (a 30 fps
+    capture of 61 frames at 60 fps has 31 frames, the last on screen for half its step).
     """
     if target_fps > source_fps:
         raise ValueError(f"cannot upsample {source_fps} fps to {target_fps} fps")
     ratio = source_fps / target_fps
     num_target = int(np.floor(num_source / ratio + 1e-9))
+    if keep_partial and np.floor(num_target * ratio + 1e-9) < num_source:
+        num_target += 1
     starts = np.floor(np.arange(num_target) * ratio + 1e-9).astype(np.int64)
     stops = np.floor(np.arange(1, num_target + 1) * ratio + 1e-9).astype(np.int64)
     return np.stack([starts, np.minimum(stops, num_source)], axis=1).reshape(-1, 2)

@@ -48,3 +48,11 @@ def test_frame_spans_cover_source_without_overlap():
     assert np.all(np.diff(spans, axis=1) >= 2)
     with pytest.raises(ValueError):
         actions.frame_spans(10, 30, 60)
+
+
+def test_keep_partial_adds_only_a_last_step_the_source_starts():
+    assert actions.frame_spans(61, 60, 30).tolist()[-1] == [58, 60]
+    assert actions.frame_spans(61, 60, 30, keep_partial=True).tolist()[-2:] == [[58, 60], [60, 61]]
+    assert len(actions.frame_spans(60, 60, 30, keep_partial=True)) == 30  # nothing left over
+    held = np.array([0] * 60 + [1], np.uint8)
+    assert actions.resample(held, 60, 30, keep_partial=True).tolist()[-2:] == [0, 1]

@@ -187,6 +187,33 @@ def test_make_web_video_then_ingest_through_the_cli(smb_frames, tmp_path):
     assert store.attrs["provenance"]["crop"] == sidecar["crop"]
 
 
+def test_web_video_at_the_pipeline_rate_gets_a_truth_for_every_frame(smb_frames, tmp_path):
+    # 61 frames at 60 fps make a 31-frame 30 fps web video whose last frame shows for half a step;
+    # ingesting it at 30 fps must still give each of its 31 steps a true action (with
+    # data.fps: 30, the demo DAG failed here: "recording covers 30 steps at 30 fps, the video 31").
+    from swag.recording import RecordingWriter
+
+    prefix = tmp_path / "rec"
+    meta = {"game": "smb1", "level": "1-1", "rom_sha1": games.get("smb1").rom_sha1, "demonstrator": "test",
+            "style": "test", "seed": 0}
+    with RecordingWriter(prefix, meta) as writer:
+        for index, frame in enumerate(smb_frames[:61]):
+            writer.write(frame, 1 if index == 60 else 128, {})  # A on the last frame only
+    video = tmp_path / "web.mp4"
+    swag = [sys.executable, "-m", "swag"]
+    made = subprocess.run([*swag, "make-web-video", str(prefix), str(video), "--seed", "3", "--canvas", "854x480"],
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    out, truth = tmp_path / "web.zarr", tmp_path / "truth.zarr"
+    done = subprocess.run([*swag, "ingest-video", str(video), str(out), "--height", "60", "--width", "64",
+                           "--fps", "30", "--truth-from", str(prefix), "--truth", str(truth)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    actions = open_store(truth, need_frames=False).actions[:]
+    assert len(open_store(out)) == len(actions) == 31
+    assert actions[-1] == 1 and set(actions[:-1].tolist()) == {128}
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 

@@ -344,14 +344,16 @@ def iter_resampled(path: Path, fps: float) -> Iterator[tuple[av.VideoFrame, floa
 
 def _write_truth(raw_prefix, truth_path, count: int, fps: float, attrs: dict) -> None:
     """True actions of a video made from a raw recording: step k's action is the pad state held
-    for most of [k / fps, (k + 1) / fps) of the recording, as `swag convert` computes it."""
+    for most of [k / fps, (k + 1) / fps) of the recording, as `swag convert` computes it. The
+    video may show one step the recording covers only in part (its last frame, on screen for
+    less than a step); that step gets the action of the frames the recording has."""
     from swag import actions as nes_actions
     from swag import recording
     from swag.store import write_array_store
 
     meta = recording.read_meta(raw_prefix)
     raw = np.array([line["action"] for line in recording.iter_jsonl(recording.paths(raw_prefix)[1])], np.uint8)
-    truth = nes_actions.resample(raw, float(meta["fps"]), fps)
+    truth = nes_actions.resample(raw, float(meta["fps"]), fps, keep_partial=True)
     if len(truth) < count:
         raise SwagError(f"{raw_prefix}: recording covers {len(truth)} steps at {fps:g} fps, the video {count}")
     write_array_store(truth_path, {"actions": truth[:count]},
