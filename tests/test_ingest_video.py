@@ -190,7 +190,7 @@ def test_make_web_video_then_ingest_through_the_cli(smb_frames, tmp_path):
 def test_web_video_at_the_pipeline_rate_gets_a_truth_for_every_frame(smb_frames, tmp_path):
     # 61 frames at 60 fps make a 31-frame 30 fps web video whose last frame shows for half a step;
     # ingesting it at 30 fps must still give each of its 31 steps a true action (with
-    # data.fps: 30, the demo DAG failed here: "recording covers 30 steps at 30 fps, the video 31").
+    # data.fps: 30 the demo DAG failed so: "recording covers 762 steps at 30 fps, the video 763").
     from swag.recording import RecordingWriter
 
     prefix = tmp_path / "rec"
