@@ -24,17 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 SHOWN = ("right", "left", "A", "B")
 
 
-def f1_score(truth, pressed) -> float:
-    tp, fp, fn = (truth & pressed).sum(), (~truth & pressed).sum(), (truth & ~pressed).sum()
-    return float(2 * tp / max(2 * tp + fp + fn, 1))
-
-
 def main(run_dir: str, model_path: str, index_path: str) -> None:
     import numpy as np
     import torch
 
     from swag.actions import BUTTONS, to_multihot
     from swag.data import index_stores, read_index
+    from swag.evaluate import precision_recall_f1
     from swag.label import predict_store
     from swag.store import open_store
     from swag.train import load_model
@@ -67,7 +63,7 @@ def main(run_dir: str, model_path: str, index_path: str) -> None:
     thresholds = np.full(len(BUTTONS), 0.5)
     for b in range(len(BUTTONS)):
         if val_truth[:, b].any():
-            thresholds[b] = max(grid, key=lambda t: f1_score(val_truth[:, b], val_probs[:, b] > t))
+            thresholds[b] = max(grid, key=lambda t: precision_recall_f1(val_truth[:, b], val_probs[:, b] > t)["f1"])
     print(f"{len(val_truth)} validation frames; thresholds: "
           + ", ".join(f"{BUTTONS[b]} {thresholds[b]:.2f} ({val_truth[:, b].sum()} pressed)"
                       for b in range(len(BUTTONS)) if val_truth[:, b].any()))
@@ -76,7 +72,8 @@ def main(run_dir: str, model_path: str, index_path: str) -> None:
         for label, cut in (("0.5", 0.5), ("tuned", thresholds)):
             pressed = probs > cut
             exact = float((pressed == truth).all(1).mean())
-            f1 = "  ".join(f"{f1_score(truth[:, BUTTONS.index(b)], pressed[:, BUTTONS.index(b)]):.3f}" for b in SHOWN)
+            f1 = "  ".join(f"{precision_recall_f1(truth[:, BUTTONS.index(b)], pressed[:, BUTTONS.index(b)])['f1']:.3f}"
+                           for b in SHOWN)
             print(f"{name:14s} {len(truth):6d} {label:>9s} {exact:6.3f}  {f1}")
 
 
