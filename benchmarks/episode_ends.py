@@ -39,8 +39,9 @@ RANGES_1_1 = (
 STAND_FRAMES = 30  # 0.5 s at 60 Hz
 
 
-def range_index(x: float) -> int:
-    return next(i for i, (upper, _name) in enumerate(RANGES_1_1) if x < upper)
+def range_index(x) -> np.ndarray:
+    """Index into RANGES_1_1 of each x: the first range whose upper bound is above it."""
+    return np.searchsorted([upper for upper, _name in RANGES_1_1], x, side="right")
 
 
 def count_recordings(paths: list[str]) -> None:
@@ -51,7 +52,7 @@ def count_recordings(paths: list[str]) -> None:
     recordings_standing = np.zeros(len(RANGES_1_1), dtype=np.int64)
     for path in paths:
         x = np.array([line["info"]["x_pos"] for line in iter_jsonl(path)])
-        ranges = np.array([range_index(value) for value in x])
+        ranges = range_index(x)
         stands = np.zeros(len(x), dtype=bool)
         stands[STAND_FRAMES:] = x[STAND_FRAMES:] == x[:-STAND_FRAMES]
         frames += np.bincount(ranges, minlength=len(RANGES_1_1))
@@ -71,11 +72,11 @@ def main(paths: list[str], game: str) -> None:
     for path in paths:
         result = read_results(path)
         episodes = result["games"][game]["per_episode"]
-        cells, lower = [], 0.0
-        for upper, _name in RANGES_1_1:
-            inside = [e for e in episodes if lower <= e["x_max"] < upper]
+        ranges = range_index([e["x_max"] for e in episodes])
+        cells = []
+        for i in range(len(RANGES_1_1)):
+            inside = [e for e, r in zip(episodes, ranges) if r == i]
             cells.append(f"{len(inside)},{sum(e['deaths'] > 0 for e in inside)}" if inside else "-")
-            lower = upper
         mean = result["games"][game]["progress_mean"]
         print(f"{result['policy']:24s} {mean:5.3f}  " + "  ".join(cells))
 
