@@ -159,8 +159,12 @@ class Episode:
     video: str | None = None
 
 
-def run_episode(episode: Episode, agent=None, env=None) -> dict:
-    """Play one episode; the game's progress summary plus steps, frames, button press rates."""
+def run_episode(episode: Episode, agent=None, env=None, on_frame=None) -> dict:
+    """Play one episode; the game's progress summary plus steps, frames, button press rates.
+
+    `on_frame(action, info)`, when given, is called after every emulator frame with the pad byte
+    held and the info that frame returned: for diagnostics that need more than the summary
+    (benchmarks/jump_holds.py)."""
     env = env if env is not None else _env(episode.game, episode.level)
     agent = agent if agent is not None else _agent(episode.spec, episode.game)
     holds = hold_lengths(episode.max_steps, episode.fps)
@@ -182,6 +186,8 @@ def run_episode(episode: Episode, agent=None, env=None) -> dict:
                 presses += to_multihot(action)
                 frame, _, terminated, truncated, info = env.step(action)
                 frames += 1
+                if on_frame is not None:
+                    on_frame(action, info)
                 if terminated or truncated:
                     ended = True
                     break

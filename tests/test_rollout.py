@@ -46,9 +46,13 @@ def test_hold_lengths_match_the_conversion_spans(fps):
 def test_policy_acts_once_per_step_at_the_pipeline_rate():
     agent = CountingAgent()
     episode = Episode(AgentSpec("random", "unused"), "smb1", "1-1", 0, seed=5, max_steps=120, fps=20)
-    result = run_episode(episode, agent=agent)
+    seen = []
+    result = run_episode(episode, agent=agent, on_frame=lambda action, info: seen.append((action, info["x_pos"])))
     assert agent.calls == result["steps"]
     assert agent.shapes == {(240, 256, 3)}
+    assert len(seen) == result["frames"]  # on_frame: once per emulator frame, with the byte held
+    assert [action for action, _x in seen[:3]] == [RIGHT_RUN_JUMP] * 3 and seen[12][0] == RIGHT_RUN
+    assert max(x for _action, x in seen) == result["x_max"]
     if not result["ended"]:
         assert result["steps"] == 120 and result["frames"] == 360
     assert result["x_max"] > 300  # running right for 6 s gets somewhere
