@@ -20,7 +20,8 @@ Per 1-1 range (benchmarks/episode_ends.py) of the x a jump starts at, this print
 
 Policies play `--episodes` seeded episodes (the seeds `swag evaluate-vpt` uses) of
 `--max-steps` steps at `--fps`, at each `--temperature`; with `--max-hold N`, also with A let go
-for one step after N steps held (`release_after`): a test of whether a stall comes from held A.
+for one step after N steps held (`ModelAgent(hold_limits=...)`): a test of whether a stall comes
+from held A.
 """
 
 from __future__ import annotations
@@ -60,28 +61,6 @@ def recording_traces(paths: list[str]) -> list[dict]:
     return traces
 
 
-def release_after(agent, steps: int):
-    """The agent, made to let go of A for one step once it has held it `steps` steps running.
-
-    A test of a cause, not a player: if a policy that stalls holding A gets further with it,
-    the stall is the held A (SMB jumps on a fresh press), not a failure to want to jump."""
-    from swag.actions import BIT
-
-    act = agent.act
-    held = 0
-
-    def act_releasing(frame, info=None):
-        nonlocal held
-        action = act(frame, info)
-        held = held + 1 if action & BIT["A"] else 0
-        if held > steps:
-            action, held = action & ~BIT["A"], 0
-        return action
-
-    agent.act = act_releasing
-    return agent
-
-
 def policy_traces(checkpoint: str, episodes: int, temperature: float, max_steps: int, fps: float,
                   max_hold: int | None = None) -> list[dict]:
     from swag.policy import ModelAgent
@@ -90,9 +69,10 @@ def policy_traces(checkpoint: str, episodes: int, temperature: float, max_steps:
     import torch
 
     torch.set_num_threads(1)  # a one-frame step is too small to share between threads
-    agent = ModelAgent.from_checkpoint(checkpoint, temperature=temperature)
-    if max_hold:
-        agent = release_after(agent, max_hold)
+    # a test of a cause, not a player: if a policy that stalls holding A gets further when it lets
+    # go, the stall is the held A (SMB jumps on a fresh press), not a failure to want to jump
+    agent = ModelAgent.from_checkpoint(checkpoint, temperature=temperature,
+                                       hold_limits={"A": max_hold} if max_hold else None)
     traces = []
     for index in range(episodes):
         actions, x, y = [], [], []

@@ -85,3 +85,21 @@ def frame_spans(num_source: int, source_fps: float, target_fps: float, keep_part
     starts = np.floor(np.arange(num_target) * ratio + 1e-9).astype(np.int64)
     stops = np.floor(np.arange(1, num_target + 1) * ratio + 1e-9).astype(np.int64)
     return np.stack([starts, np.minimum(stops, num_source)], axis=1).reshape(-1, 2)
+
+
+HOLD_QUANTILE = 0.99  # a policy may hold a button as long as all but 1% of its data's presses
+
+
+def hold_limits(action_runs, quantile: float = HOLD_QUANTILE) -> dict[str, int]:
+    """Per button pressed in `action_runs` (pad-byte arrays, one per recording, at the policy's
+    rate): the `quantile` of its press lengths in steps. `swag.policy.ModelAgent(hold_limits=...)` lets go of
+    a button held longer, for one step: SMB jumps only when A goes down, so a clone that holds A
+    against a pipe stands there for good, where its demonstrators never held A that long."""
+    lengths = {name: [] for name in BUTTONS}
+    for actions in action_runs:
+        pressed = to_multihot(np.asarray(actions, np.uint8))  # (T, 8)
+        edges = np.diff(np.vstack([np.zeros((1, NUM_BUTTONS), np.int8), pressed.astype(np.int8),
+                                   np.zeros((1, NUM_BUTTONS), np.int8)]), axis=0)  # (T+1, 8)
+        for b, name in enumerate(BUTTONS):
+            lengths[name] += list(np.flatnonzero(edges[:, b] == -1) - np.flatnonzero(edges[:, b] == 1))
+    return {name: int(np.ceil(np.quantile(runs, quantile))) for name, runs in lengths.items() if runs}

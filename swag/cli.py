@@ -295,6 +295,8 @@ def evaluate_vpt_command(
     greedy: Annotated[bool, typer.Option(help="Take the most likely action instead of sampling.")] = False,
     temperature: Annotated[float, typer.Option(help="Divide the policy's logits by this before sampling "
                                                     "(below 1: sharper, still sampled).")] = 1.0,
+    release_held: Annotated[bool, typer.Option(help="Let go of a button held longer than 99% of the presses in "
+                                                    "the policy's training labels (limits in model.pt).")] = False,
     workers: Annotated[int, typer.Option(help="Emulator processes (0: one per CPU core).")] = 0,
     videos: Annotated[int, typer.Option(help="Episodes per game to save as mp4.")] = 1,
     seed: Annotated[int, typer.Option(help="Base seed of the episodes (the same for every policy).")] = 0,
@@ -308,7 +310,7 @@ def evaluate_vpt_command(
     game_levels = [parse_game(text) for text in game]
     actions = demonstrated_actions(actions_from) if agent == "random" and actions_from else None
     spec = AgentSpec(agent, name, checkpoint=str(checkpoint) if checkpoint else None, greedy=greedy,
-                     temperature=temperature, actions=actions, style=style)
+                     temperature=temperature, release_held=release_held, actions=actions, style=style)
     result = evaluate_vpt(spec, game_levels, episodes, max_steps, fps, out,
                           index_path=index if agent == "model" else None, workers=workers or None, videos=videos,
                           seed=seed)

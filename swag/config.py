@@ -67,6 +67,8 @@ def _check_consistency(config: dict[str, Any], source: str | Path) -> None:
             model = config[stage]["model"]
             if model["embedding_dim"] % model["transformer_heads"]:
                 raise SwagError(f"{source}: {stage}.model.embedding_dim must be divisible by transformer_heads")
+            if model.get("previous_buttons") and not (stage == "vpt" or model.get("causal")):
+                raise SwagError(f"{source}: {stage}.model.previous_buttons is for the causal policy, not the IDM")
     entries = [(f"recordings.{dataset}.{i}", entry) for dataset, sets in config["recordings"].items()
                for i, entry in enumerate(sets)]
     rollouts = config.get("evaluation", {}).get("rollouts", [])

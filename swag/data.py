@@ -157,14 +157,20 @@ class WindowDataset(torch.utils.data.Dataset):
         stop = min(start + self.sequence_length, source.frames)
         frames = np.asarray(self._frames_of(i)[start:stop])
         actions = source.actions[start:stop].astype(np.int64)
+        # the byte held before each frame (nothing before a recording's first frame): a policy with
+        # `previous_buttons` reads it; it costs nothing to carry for the others
+        previous = source.actions[max(start - 1, 0):stop - 1].astype(np.int64)
+        if start == 0:
+            previous = np.concatenate([[0], previous])
         weights = np.ones(stop - start, np.float32) if source.confidence is None else source.confidence[start:stop]
         missing = self.sequence_length - (stop - start)
         if missing > 0:  # a store shorter than a window: repeat the last frame, weight 0
             frames = np.concatenate([frames, np.repeat(frames[-1:], missing, axis=0)])
             actions = np.concatenate([actions, np.zeros(missing, np.int64)])
+            previous = np.concatenate([previous, np.zeros(missing, np.int64)])
             weights = np.concatenate([weights, np.zeros(missing, np.float32)])
-        return torch.from_numpy(np.ascontiguousarray(frames)), torch.from_numpy(actions), torch.from_numpy(
-            np.asarray(weights, np.float32))
+        return (torch.from_numpy(np.ascontiguousarray(frames)), torch.from_numpy(actions),
+                torch.from_numpy(np.asarray(weights, np.float32)), torch.from_numpy(previous))
 
 
 # --- class weights -------------------------------------------------------------------------------

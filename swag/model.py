@@ -7,6 +7,8 @@ One model, bottom-up (nanoGPT style):
                          the policy (causal=True) only t-k+1 … t
       -> ImpalaCNN       per-frame 2D residual stacks with `feature_channels` widths
       -> Embedder        linear to `embedding_dim`
+      (+ previous press  policy with `previous_buttons`: a linear embedding of which of those
+                         buttons were held at t-1 is added to frame t's embedding)
       -> Block × n       transformer blocks with learned positions; no mask for the IDM,
                          a causal mask for the policy (same Block code)
       -> ActionHead      NES action logits per frame
@@ -35,6 +37,7 @@ import torch.nn.functional as F
 
 NUM_BUTTONS = 8  # swag.actions.NUM_BUTTONS; not imported so the model file stands alone
 NUM_ACTIONS = 256  # every pad byte
+BUTTON_NAMES = ("A", "B", "select", "start", "up", "down", "left", "right")  # swag.actions.BUTTONS, bit order
 
 
 class TemporalConv(nn.Module):
@@ -163,6 +166,10 @@ class ModelConfig:
     temporal_kernel: int = 5  # frames mixed by the 3D convolution (VPT: 5)
     head: str = "buttons"  # "buttons" (8 Bernoulli) or "joint" (softmax over 256 pad bytes)
     dropout: float = 0.0
+    # policy only: also see which of these buttons were held at t-1. NES games act on button
+    # *presses* (SMB jumps when A goes down, not while it stays down), and no frame shows whether
+    # A is still held. Only the buttons named: fed the whole byte, a policy learns to repeat it.
+    previous_buttons: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if isinstance(self.dimensions, dict):
@@ -173,6 +180,13 @@ class ModelConfig:
         if self.embedding_dim % self.transformer_heads:
             raise ValueError(f"model.embedding_dim {self.embedding_dim} is not divisible by "
                              f"transformer_heads {self.transformer_heads}")
+        self.previous_buttons = list(self.previous_buttons)
+        unknown = set(self.previous_buttons) - set(BUTTON_NAMES)
+        if unknown:
+            raise ValueError(f"model.previous_buttons: unknown buttons {sorted(unknown)}; expected {BUTTON_NAMES}")
+        if self.previous_buttons and not self.causal:
+            raise ValueError("model.previous_buttons is for a causal policy: an IDM that sees actions has "
+                             "nothing left to infer")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -198,6 +212,11 @@ class VPTModel(nn.Module):
         for _ in config.feature_channels:  # each stack halves, rounding up
             H, W = math.ceil(H / 2), math.ceil(W / 2)
         self.embed = nn.Linear(config.feature_channels[-1] * H * W, config.embedding_dim)
+        self.previous = None
+        if config.previous_buttons:
+            self.register_buffer("previous_bits", torch.tensor([BUTTON_NAMES.index(name)
+                                                                for name in config.previous_buttons]))
+            self.previous = nn.Linear(len(config.previous_buttons), config.embedding_dim)
         self.position = nn.Parameter(torch.zeros(1, config.sequence_length, config.embedding_dim))
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.transformer_blocks))
         self.ln_f = nn.LayerNorm(config.embedding_dim)
@@ -227,12 +246,13 @@ class VPTModel(nn.Module):
         else:
             self.class_weights.copy_(weights)
 
-    def forward(self, frames, targets=None, weights=None):
-        """frames (B, T, H, W, 3) uint8; targets (B, T) pad bytes (int); weights (B, T) float or None.
+    def forward(self, frames, targets=None, weights=None, previous=None):
+        """frames (B, T, H, W, 3) uint8; targets (B, T) pad bytes (int); weights (B, T) float or None;
+        previous (B, T) the pad byte held before each frame (models with `previous_buttons` only).
 
         Returns logits (B, T, 8 or 256) and the weighted mean loss (None without targets).
         """
-        logits = self.head(self.transform(self.encode(frames)))  # (B, T, 8 or 256)
+        logits = self.head(self.transform(self.add_previous(self.encode(frames), previous)))  # (B, T, 8 or 256)
         if targets is None:
             return logits, None
         return logits, self.loss(logits, targets, weights)
@@ -255,6 +275,16 @@ class VPTModel(nn.Module):
         x = self.cnn(x)  # (B*T, F, H', W')
         x = F.relu(self.embed(x.flatten(1)))  # (B*T, E)
         return x.view(B, T, -1)  # (B, T, E)
+
+    def add_previous(self, x, previous):
+        """Frame embeddings (B, T, E) plus, with `previous_buttons`, the embedding of which of them
+        were held at t-1, from previous (B, T) pad bytes; unchanged without it."""
+        if self.previous is None:
+            return x
+        if previous is None:
+            raise ValueError("this policy reads the action held before each frame: pass `previous`")
+        bits = (previous.long().unsqueeze(-1) >> self.previous_bits) & 1  # (B, T, P)
+        return x + self.previous(bits.to(x.dtype))  # (B, T, E)
 
     def transform(self, x):
         """Per-frame embeddings (B, T, E) -> features (B, T, E) the action head (and, when

@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from swag.actions import NUM_BUTTONS, from_multihot
+from swag.actions import NUM_BUTTONS, from_multihot, to_multihot
 from swag.errors import SwagError
 
 log = logging.getLogger(__name__)
 
 ALL_ACTIONS = tuple(range(256))
+
 
 
 def downscale(frame: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -150,6 +151,12 @@ class ModelAgent(Agent):
         step, exactly as in training; also constant per step, but `sequence_length` times the
         encoder work.
 
+    `hold_limits` ({button: steps}, from `swag.actions.hold_limits` of the policy's training labels, which
+    swag.train stores in model.pt): a button held that many steps running is let go for one step.
+
+    A policy with `previous_buttons` also gets, with each frame, the byte the agent held before it
+    (`hold`; nothing at an episode's start), as it got the labels' previous byte in training.
+
     Actions are *sampled* (default), as VPT's agent does: every button independently from its
     press probability (head "buttons"), or the byte from the softmax (head "joint"). Sampling
     keeps a cloned policy from freezing where the demonstrators pressed a button < 50% of the
@@ -161,7 +168,7 @@ class ModelAgent(Agent):
     """
 
     def __init__(self, model, greedy: bool = False, context: str = "cache", name: str = "policy",
-                 device: str = "cpu", temperature: float = 1.0):
+                 device: str = "cpu", temperature: float = 1.0, hold_limits: dict[str, int] | None = None):
         import torch
 
         if context not in ("cache", "window"):
@@ -177,24 +184,56 @@ class ModelAgent(Agent):
         self.width, self.height = self.config.dimensions.x, self.config.dimensions.y
         self.window = self.config.sequence_length
         self.kernel = self.config.temporal_kernel
+        from swag.actions import BUTTONS
+
+        limits = hold_limits or {}
+        unknown = set(limits) - set(BUTTONS)
+        if unknown or any(int(steps) < 1 for steps in limits.values()):
+            raise SwagError(f"{name}: hold limits must be {{button: steps >= 1}}, got {limits!r}")
+        # (8,) steps each button may stay held, in bit order; no limit for buttons not named
+        self.hold_limit = np.array([int(limits.get(b, np.iinfo(np.int64).max)) for b in BUTTONS], np.int64)
         self.rng = np.random.default_rng(0)
         self.reset(0)
 
     @classmethod
-    def from_checkpoint(cls, path, **kwargs) -> "ModelAgent":
+    def from_checkpoint(cls, path, release_held: bool = False, **kwargs) -> "ModelAgent":
+        """`release_held`: apply the hold limits stored with the model (none stored: none applied)."""
+        from swag.train import load_checkpoint
+
         device = kwargs.get("device", "cpu")
+        if release_held:
+            kwargs["hold_limits"] = load_checkpoint(path).get("hold_limits")
+            if kwargs["hold_limits"] is None:
+                log.warning("%s: no hold limits stored with the model; it holds buttons as long as it samples them", path)
         return cls(load_model(path, device), **kwargs)
 
     def reset(self, seed, env=None, info=None):
         self.rng = np.random.default_rng([int(seed), 0xA6E7])
         # raw frames: the last `kernel` (cache) or the whole window; embeddings: the window
         self.frames = deque(maxlen=self.kernel if self.context == "cache" else self.window)
+        self.previous = deque(maxlen=self.window)  # the byte held before each frame in `frames`
         self.embeddings = deque(maxlen=self.window)
+        self.held = 0  # the pad byte the agent holds now: nothing at the start of an episode
+        self.held_steps = np.zeros(NUM_BUTTONS, np.int64)  # steps each button has been held running
         self.steps = 0
 
     def act(self, frame, info=None):
         probs = self.action_probs(frame)
-        return self.choose(probs)
+        return self.hold(self.release_overheld(self.choose(probs)))
+
+    def release_overheld(self, action: int) -> int:
+        """The action with every button that would exceed its hold limit let go (its count restarts)."""
+        pressed = to_multihot(action)  # (8,)
+        held_steps = np.where(pressed, self.held_steps + 1, 0)
+        over = held_steps > self.hold_limit
+        self.held_steps = np.where(over, 0, held_steps)
+        return int(from_multihot(pressed & ~over))
+
+    def hold(self, action: int) -> int:
+        """Note the byte the agent now holds: a policy with `previous_buttons` sees it with the next frame.
+        Callers that pick the action themselves (not through `act`) tell the agent here."""
+        self.held = int(action)
+        return self.held
 
     def action_probs(self, frame) -> np.ndarray:
         """Feed one frame; the distribution over the next action, at the agent's temperature:
@@ -205,14 +244,17 @@ class ModelAgent(Agent):
         if frame.shape != (self.height, self.width, 3):
             frame = downscale(frame, self.width, self.height)
         self.frames.append(torch.from_numpy(np.ascontiguousarray(frame)).to(self.device))
+        self.previous.append(self.held)
         self.steps += 1
         with torch.no_grad():
             if self.context == "window":
                 frames = torch.stack(list(self.frames)).unsqueeze(0)  # (1, L, H, W, 3)
-                logits, _ = self.model(frames)
+                previous = torch.tensor([list(self.previous)], device=self.device)  # (1, L)
+                logits, _ = self.model(frames, previous=previous)
                 last = logits[0, -1]  # (8 or 256,)
             else:
-                self.embeddings.append(self._encode_newest())
+                previous = torch.tensor([[self.held]], device=self.device)  # (1, 1)
+                self.embeddings.append(self.model.add_previous(self._encode_newest()[None, None], previous)[0, 0])
                 last = self._transform(torch.stack(list(self.embeddings)).unsqueeze(0))  # (8 or 256,)
             last = last.float() / self.temperature
             if self.config.head == "buttons":
@@ -255,6 +297,7 @@ class AgentSpec:
     checkpoint: str | None = None  # kind "model"
     greedy: bool = False  # kind "model"
     temperature: float = 1.0  # kind "model": logits are divided by it before sampling
+    release_held: bool = False  # kind "model": apply the hold limits stored with the model
     context: str = "cache"  # kind "model"
     actions: list[int] | dict[str, list[int]] | None = None  # kind "random": bytes to draw from, by game or not
     style: str = "cautious"  # kind "demonstrator"
@@ -276,7 +319,8 @@ def make_agent(spec: AgentSpec, game: str) -> Agent:
         if spec.checkpoint is None:
             raise SwagError(f"policy {spec.name}: no checkpoint given")
         return ModelAgent.from_checkpoint(spec.checkpoint, greedy=spec.greedy, context=spec.context,
-                                          name=spec.name, device=spec.device, temperature=spec.temperature)
+                                          name=spec.name, device=spec.device, temperature=spec.temperature,
+                                          release_held=spec.release_held)
     raise SwagError(f"policy {spec.name}: unknown agent kind {spec.kind!r} (random, demonstrator, model)")
 
 

@@ -215,9 +215,10 @@ class ActorCritic(nn.Module):
         nn.init.zeros_(self.value.weight)  # start from "no idea": the policy's first update is not
         nn.init.zeros_(self.value.bias)  # pushed around by a random critic
 
-    def forward(self, frames):
-        """frames (S, L, H, W, 3) uint8 segments -> logits (S, L, 8 or 256), values (S, L)."""
-        features = self.policy.transform(self.policy.encode(frames))  # (S, L, E)
+    def forward(self, frames, previous=None):
+        """frames (S, L, H, W, 3) uint8 segments, previous (S, L) the byte held before each frame ->
+        logits (S, L, 8 or 256), values (S, L)."""
+        features = self.policy.transform(self.policy.add_previous(self.policy.encode(frames), previous))  # (S, L, E)
         return self.policy.head(features), self.value(features).squeeze(-1)
 
 
@@ -321,9 +322,10 @@ class Actor:
         self.frames[env], self.embeddings[env] = [], []
 
     @torch.no_grad()
-    def step(self, observations: np.ndarray):
-        """observations (N, H, W, 3) uint8, each the next frame of its env's segment ->
-        logits (N, 8 or 256) and values (N,) for the action at that frame."""
+    def step(self, observations: np.ndarray, previous: np.ndarray):
+        """observations (N, H, W, 3) uint8, each the next frame of its env's segment, and previous
+        (N,) the byte each env held before it -> logits (N, 8 or 256) and values (N,) for the
+        action at that frame."""
         policy, kernel = self.agent.policy, self.config.temporal_kernel
         batch = []
         for env, frame in enumerate(observations):
@@ -332,6 +334,7 @@ class Actor:
             batch.append(torch.stack([recent[0]] * (kernel - len(recent)) + recent))  # (k, H, W, 3)
         # left-padding with the segment's first frame = the model's own replicate padding
         new = policy.encode(torch.stack(batch))[:, -1]  # (N, E)
+        new = policy.add_previous(new[:, None], torch.from_numpy(previous)[:, None])[:, 0]  # (N, E)
         lengths = []
         for env in range(len(observations)):
             self.embeddings[env].append(new[env])
@@ -390,10 +393,12 @@ def finetune_rl(out_dir, game: str, level: str | None, config: RLConfig, fps: fl
         policy = VPTModel(model_config)
         policy.load_state_dict(saved["model"])
         init = file_sha256(checkpoint)
+        hold_limits = saved.get("hold_limits")  # the pretrained policy's data's; RL adds no labelled play
         kl_coef, entropy_coef = config.kl_coef, config.entropy_coef
     elif model_config is not None:
         policy = VPTModel(model_config)
         init = "scratch"
+        hold_limits = None
         kl_coef, entropy_coef = 0.0, config.scratch_entropy_coef
     else:
         raise SwagError(f"{out_dir}: RL fine-tuning needs a checkpoint or, from scratch, a model config")
@@ -459,6 +464,7 @@ def finetune_rl(out_dir, game: str, level: str | None, config: RLConfig, fps: fl
             # --- rollout: every env starts a fresh, seeded episode ---
             obs = np.zeros((T, N, H, W, 3), np.uint8)
             actions = np.zeros((T, N), np.int64)
+            previous = np.zeros((T, N), np.int64)  # the byte each env held before step t: none at an episode's start
             log_probs, values, rewards, dones = (np.zeros((T, N), np.float32) for _ in range(4))
             starts = np.zeros((T, N), bool)
             seeds = [int.from_bytes(hashlib.sha1(f"{config.seed}/{iteration}/{env}".encode()).digest()[:4], "little")
@@ -474,7 +480,9 @@ def finetune_rl(out_dir, game: str, level: str | None, config: RLConfig, fps: fl
                 for env in np.flatnonzero(starts[t]):
                     actor.start_segment(env)
                 obs[t] = observation
-                logits, value = actor.step(observation)
+                if t > 0:
+                    previous[t] = np.where(new_episode, 0, actions[t - 1])
+                logits, value = actor.step(observation, previous[t])
                 action = sample(logits, head, generator)
                 log_probs[t] = log_prob(logits, action, head).numpy()
                 values[t], actions[t] = value.numpy(), action.numpy()
@@ -491,19 +499,20 @@ def finetune_rl(out_dir, game: str, level: str | None, config: RLConfig, fps: fl
                 finished.append((episode_return[env], info["progress"][env], info["clear"][env]))
             for env in range(N):  # the observation after the last step begins a new segment (T % L == 0)
                 actor.start_segment(env)
-            next_value = actor.step(observation)[1].numpy()
+            next_value = actor.step(observation, np.where(new_episode, 0, actions[-1]))[1].numpy()
             advantages, returns = gae(rewards, values, dones, next_value, config.gamma, config.gae_lambda)
 
             # --- learning, on whole segments ---
             chosen = segments(starts)
             seg_obs = torch.from_numpy(gather(obs, chosen, L))  # (S, L, H, W, 3)
+            seg_previous = torch.from_numpy(gather(previous, chosen, L))  # (S, L)
             seg = {name: torch.from_numpy(gather(array, chosen, L)) for name, array in
                    (("actions", actions), ("log_probs", log_probs), ("advantages", advantages),
                     ("returns", returns), ("values", values))}
             seg["valid"] = torch.from_numpy(gather(np.ones((T, N), bool), chosen, L, fill=False))  # (S, L)
             if reference is not None:
                 with torch.no_grad():
-                    seg["reference"] = torch.cat([reference(seg_obs[i:i + 64])[0] for i in range(0, len(chosen), 64)])
+                    seg["reference"] = torch.cat([reference(seg_obs[i:i + 64], previous=seg_previous[i:i + 64])[0] for i in range(0, len(chosen), 64)])
             agent.train()
             stats = {k: [] for k in ("policy_loss", "value_loss", "kl_pretrained", "entropy", "approx_kl",
                                      "clip_fraction")}
@@ -512,7 +521,7 @@ def finetune_rl(out_dir, game: str, level: str | None, config: RLConfig, fps: fl
                 for batch in np.array_split(order, min(config.minibatches, len(chosen))):
                     batch = torch.from_numpy(batch)
                     valid = seg["valid"][batch]  # (B, L)
-                    logits, value = agent(seg_obs[batch])  # (B, L, A), (B, L)
+                    logits, value = agent(seg_obs[batch], seg_previous[batch])  # (B, L, A), (B, L)
                     logits, value = logits[valid], value[valid]  # (n, A), (n,)
                     new_log_prob = log_prob(logits, seg["actions"][batch][valid], head)
                     old_log_prob = seg["log_probs"][batch][valid]
@@ -573,7 +582,7 @@ def finetune_rl(out_dir, game: str, level: str | None, config: RLConfig, fps: fl
                "env_steps": state["env_steps"], "model_config": model_config.to_dict(), "rl_config": asdict(config),
                "curves": state["curves"]}
     atomic_torch_save({"model": agent.policy.state_dict(), "model_config": model_config.to_dict(),
-                       "value_head": agent.value.state_dict(),
+                       "value_head": agent.value.state_dict(), "hold_limits": hold_limits,
                        "finetune": {k: v for k, v in summary.items() if k != "curves"}}, out_dir / "model.pt")
     atomic_write_text(json.dumps(summary, indent=1), out_dir / "train_log.json")
     curves = state["curves"]

@@ -363,7 +363,8 @@ def offline_metrics(model, store_paths: list[str], label_paths: list[str], batch
 
     Each store is cut into consecutive, non-overlapping windows of `sequence_length` frames (the
     last one shorter), as the policy sees them in training, so action t is predicted from the
-    frames of its window up to t. Scored by swag.evaluate.metrics (the IDM's metrics: exact match,
+    frames of its window up to t (and, for a policy with `previous_buttons`, the true action before
+    each frame, as in training). Scored by swag.evaluate.metrics (the IDM's metrics: exact match,
     per-button precision/recall/F1, onset F1, SMB's A-visibility), plus `action_accuracy` (= the
     exact match) and `button_f1_macro` over the buttons pressed or predicted at least once.
     """
@@ -381,13 +382,16 @@ def offline_metrics(model, store_paths: list[str], label_paths: list[str], batch
         store = open_store(store_path)
         actions, _ = load_labels(store, label_path)
         starts = list(range(0, len(store), length))
+        held_before = np.concatenate([[0], np.asarray(actions, np.int64)[:-1]])  # (T,) the byte held before each frame
         store_predictions = []
         for first in range(0, len(starts), batch_windows):
             windows = [np.asarray(store.frames[s:s + length]) for s in starts[first:first + batch_windows]]
+            previous = [held_before[s:s + length] for s in starts[first:first + batch_windows]]
             for size in dict.fromkeys(len(w) for w in windows):  # the short last window goes alone, in order
                 batch = torch.from_numpy(np.stack([w for w in windows if len(w) == size])).to(device)
+                before = torch.from_numpy(np.stack([p for p in previous if len(p) == size])).to(device)
                 with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    logits, _ = model(batch)
+                    logits, _ = model(batch, previous=before)
                 store_predictions.append(model.predict(logits)[0].cpu().numpy().reshape(-1))
         truth.append(np.asarray(actions, np.uint8))
         predicted.append(np.concatenate(store_predictions).astype(np.uint8))

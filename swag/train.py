@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from swag.actions import hold_limits
 from swag.data import WindowDataset, augment, class_weights, read_index, index_stores, split_fit_val
 from swag.errors import EXIT_INTERRUPTED, SwagError, TrainingInterrupted
 from swag.model import ModelConfig, VPTModel
@@ -280,9 +281,9 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
         totals = torch.zeros(3, dtype=torch.float64, device=device)  # weighted loss sum, weight sum, exact matches
         frames_seen = torch.zeros(1, dtype=torch.float64, device=device)
         for item in range(rank, len(val_data), world_size):
-            frames, actions, weights = (t.unsqueeze(0).to(device) for t in val_data[item])
+            frames, actions, weights, previous = (t.unsqueeze(0).to(device) for t in val_data[item])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                logits, _ = raw_model(frames)
+                logits, _ = raw_model(frames, previous=previous)
             per_frame_weight = weights.sum()
             totals[0] += raw_model.loss(logits, actions, weights).double() * per_frame_weight
             totals[1] += per_frame_weight
@@ -332,14 +333,15 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                                                  num_workers=config.num_workers,
                                                  pin_memory=device.type == "cuda",
                                                  persistent_workers=False)
-            for frames, actions, weights in loader:
+            for frames, actions, weights, previous in loader:
                 frames = frames.to(device, non_blocking=True)
                 actions = actions.to(device, non_blocking=True)
                 weights = weights.to(device, non_blocking=True)
+                previous = previous.to(device, non_blocking=True)
                 if config.augment:
                     frames = augment(frames, augment_generator)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    logits, _ = model(frames)
+                    logits, _ = model(frames, previous=previous)
                 loss = raw_model.loss(logits, actions, weights)
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate_at(config, state["step"], total_steps)
@@ -424,7 +426,10 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
         best = state["best_model"] or raw_model.state_dict()
         atomic_torch_save({"model": best, "model_config": model_config.to_dict(),
                            "training_config": asdict(config), "step": state["step"],
-                           "best_val_loss": summary["best_val_loss"]}, out_dir / "model.pt")
+                           "best_val_loss": summary["best_val_loss"],
+                           # how long the training labels hold each button, for a policy's rollouts
+                           "hold_limits": hold_limits(source.actions for source in fit_data.sources)},
+                          out_dir / "model.pt")
         atomic_write_text(json.dumps(summary, indent=1), out_dir / "train_log.json")
         plot_curves(state["curves"], out_dir / "curves.png")
     if world_size > 1:

@@ -33,6 +33,8 @@ def _demo():
         (lambda c: c["recordings"]["idm"][0].update(game="pacman"), "recordings.idm.0.game: unknown game 'pacman'"),
         (lambda c: c["recordings"]["idm"][0].update(level="9-1"), "recordings.idm.0.level: smb1 has no level '9-1'"),
         (lambda c: c["idm"]["model"].update(dimensions={"x": 32, "y": 30}), "idm.model.dimensions"),
+        (lambda c: c["idm"]["model"].update(previous_buttons=["A"]), "idm.model.previous_buttons is for the causal policy"),
+        (lambda c: c["vpt"]["model"].update(previous_buttons=["turbo"]), "vpt.model.previous_buttons.0: 'turbo' is not one of"),
     ],
 )
 def test_bad_config_names_the_key(mutate, expected, tmp_path):

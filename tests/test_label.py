@@ -102,9 +102,13 @@ def test_interrupted_labelling_resumes_to_identical_labels(model_path, tmp_path)
     assert b.attrs["video"] == str(video) and b.attrs["idm"] == str(model_path) and "progress_batches" not in b.attrs
     # the labels feed the policy's dataset, with their confidence as frame weights
     dataset = WindowDataset([video], 8, 4, 16, 12, labels_paths=[out], use_confidence=True)
-    _, window_actions, weights = dataset[0]
+    _, window_actions, weights, previous = dataset[0]
     assert np.array_equal(window_actions.numpy(), b.actions[:8])
     assert np.allclose(weights.numpy(), b.group["confidence"][:8])
+    # the byte held before each frame: none before the first, then the labels shifted by one
+    assert np.array_equal(previous.numpy(), np.concatenate([[0], b.actions[:7]]))
+    _, _, _, previous = dataset[1]
+    assert np.array_equal(previous.numpy(), b.actions[3:11])
 
 
 def test_stale_partial_from_another_model_is_discarded(model_path, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from swag.actions import to_multihot
+from swag.actions import hold_limits
 from swag.errors import SwagError
 from swag.model import ModelConfig, VPTModel
 from swag.policy import AgentSpec, ModelAgent, RandomAgent, downscale, load_model, make_agent
@@ -14,11 +15,12 @@ from swag.policy import AgentSpec, ModelAgent, RandomAgent, downscale, load_mode
 torch.set_num_threads(1)
 
 
-def tiny_model(causal=True, head="buttons", sequence_length=8, seed=0) -> VPTModel:
+def tiny_model(causal=True, head="buttons", sequence_length=8, seed=0, previous_buttons=()) -> VPTModel:
     torch.manual_seed(seed)
     config = ModelConfig(embedding_dim=32, ff_dim=64, transformer_heads=2, transformer_blocks=2,
                          dimensions={"x": 32, "y": 30}, feature_channels=[8, 8], spatial_channels=4,
-                         sequence_length=sequence_length, causal=causal, head=head)
+                         sequence_length=sequence_length, causal=causal, head=head,
+                         previous_buttons=list(previous_buttons))
     return VPTModel(config).eval()
 
 
@@ -38,6 +40,67 @@ def test_changing_a_future_frame_changes_no_earlier_output_only_when_causal(caus
     past_same = torch.allclose(logits[0, :5], logits_altered[0, :5], atol=1e-6)
     assert past_same == causal  # the IDM (causal=False) must see the future, or this test proves nothing
     assert not torch.allclose(logits[0, 5:], logits_altered[0, 5:], atol=1e-6)
+
+
+def test_the_previous_press_reaches_its_frame_and_later_ones_only():
+    model = tiny_model(previous_buttons=["A", "B"])
+    frames = torch.from_numpy(random_frames(8)).unsqueeze(0)
+    previous = torch.zeros(1, 8, dtype=torch.long)
+    altered = previous.clone()
+    altered[0, 5] = 1  # A was held before frame 5
+    with torch.no_grad():
+        logits, _ = model(frames, previous=previous)
+        logits_altered, _ = model(frames, previous=altered)
+    assert torch.allclose(logits[0, :5], logits_altered[0, :5], atol=1e-6)
+    assert not torch.allclose(logits[0, 5:], logits_altered[0, 5:], atol=1e-6)
+    with pytest.raises(ValueError, match="pass `previous`"):
+        model(frames)
+    altered[0, 5] = 1 << 7  # right: not one of the buttons the model reads
+    with torch.no_grad():
+        assert torch.equal(model(frames, previous=altered)[0], logits)
+    with pytest.raises(ValueError, match="unknown buttons"):
+        tiny_model(previous_buttons=["turbo"])
+    with pytest.raises(ValueError, match="causal policy"):
+        tiny_model(causal=False, previous_buttons=["A"])
+
+
+@pytest.mark.parametrize("context", ["cache", "window"])
+def test_an_agent_with_previous_buttons_feeds_the_bytes_it_held(context):
+    model = tiny_model(previous_buttons=["A", "B"])
+    agent = ModelAgent(model, context=context)
+    agent.reset(3)
+    frames = random_frames(8)
+    held, probs = [], []
+    for frame in frames:
+        held.append(agent.held)
+        probs.append(agent.action_probs(frame))
+        agent.hold(agent.choose(probs[-1]))
+    assert held[0] == 0 and len(set(held)) > 1  # nothing held at the start; then the sampled bytes
+    with torch.no_grad():
+        logits, _ = model(torch.from_numpy(frames).unsqueeze(0), previous=torch.tensor([held]))
+    np.testing.assert_allclose(np.array(probs), model.button_probs(logits)[0].numpy(), atol=1e-5)
+
+
+def test_hold_limits_are_a_quantile_of_each_buttons_press_lengths():
+    a, right = 1, 1 << 7
+    recordings = [np.array([a, a, 0, a, a, a, right, right]), np.array([a | right] * 10)]
+    # A is pressed for 2, 3 and 10 steps, right for 2 and 10; no other button
+    assert hold_limits(recordings, quantile=0.5) == {"A": 3, "right": 6}
+    assert hold_limits(recordings) == {"A": 10, "right": 10}  # the 0.99 quantile, rounded up
+
+
+def test_an_agent_lets_go_of_a_button_held_past_its_limit():
+    model = tiny_model()
+    with torch.no_grad():
+        model.head.bias[0] = 30.0  # the policy always wants A
+    agent = ModelAgent(model, greedy=True, hold_limits={"A": 3})
+    agent.reset(0)
+    pressed_a = [agent.act(frame) & 1 for frame in random_frames(10)]
+    assert pressed_a == [1, 1, 1, 0, 1, 1, 1, 0, 1, 1]  # a fresh press after every third step
+    unlimited = ModelAgent(model, greedy=True)
+    assert all(unlimited.act(frame) & 1 for frame in random_frames(10))
+    with pytest.raises(SwagError, match="hold limits"):
+        ModelAgent(model, hold_limits={"turbo": 3})
 
 
 def test_model_agent_refuses_a_non_causal_model():

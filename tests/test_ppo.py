@@ -78,9 +78,10 @@ def test_segments_cut_at_context_length_and_episode_starts():
     assert gather(array, [(1, 4, 2)], 4, fill=-1).tolist() == [[9, 11, -1, -1]]
 
 
-def test_acting_one_frame_at_a_time_matches_learning_on_whole_segments():
+@pytest.mark.parametrize("previous_buttons", [[], ["A", "B"]])
+def test_acting_one_frame_at_a_time_matches_learning_on_whole_segments(previous_buttons):
     torch.manual_seed(0)
-    agent = ActorCritic(VPTModel(ModelConfig(**TINY))).eval()
+    agent = ActorCritic(VPTModel(ModelConfig(**TINY, previous_buttons=previous_buttons))).eval()
     torch.nn.init.normal_(agent.value.weight)  # a non-zero critic, so values are compared too
     rng = np.random.default_rng(0)
     T, N, L = 12, 2, 8
@@ -88,16 +89,17 @@ def test_acting_one_frame_at_a_time_matches_learning_on_whole_segments():
     starts = np.zeros((T, N), bool)
     starts[0] = starts[8] = True
     starts[3, 0] = True  # env 0 starts a new episode at step 3
+    previous = rng.integers(0, 256, (T, N))  # the byte held before each step (arbitrary here)
     actor = Actor(agent, N)
     acted_logits, acted_values = np.zeros((T, N, 8), np.float32), np.zeros((T, N), np.float32)
     for t in range(T):
         for env in np.flatnonzero(starts[t]):
             actor.start_segment(env)
-        logits, values = actor.step(obs[t])
+        logits, values = actor.step(obs[t], previous[t])
         acted_logits[t], acted_values[t] = logits.numpy(), values.numpy()
     chosen = segments(starts)
     with torch.no_grad():
-        logits, values = agent(torch.from_numpy(gather(obs, chosen, L)))
+        logits, values = agent(torch.from_numpy(gather(obs, chosen, L)), torch.from_numpy(gather(previous, chosen, L)))
     valid = gather(np.ones((T, N), bool), chosen, L, fill=False)
     np.testing.assert_allclose(logits.numpy()[valid], gather(acted_logits, chosen, L)[valid], atol=1e-4)
     np.testing.assert_allclose(values.numpy()[valid], gather(acted_values, chosen, L)[valid], atol=1e-4)

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from swag.actions import hold_limits
 from swag.errors import SwagError
 from swag.model import ModelConfig
-from swag.store import StoreWriter
+from swag.store import StoreWriter, open_store
 from swag.train import TrainingConfig, learning_rate_at, load_checkpoint, load_model, train, train_idm
 
 
@@ -60,6 +61,9 @@ def test_train_writes_outputs_and_learns(stores, tmp_path):
     assert log["curves"][-1]["val_loss"] < log["curves"][0]["val_loss"]
     model = load_model(out / "model.pt")
     assert model.config == ModelConfig(**TINY)
+    # how long the fit stores' labels hold each button, for the policy's rollouts
+    fit_actions = [open_store(path).actions for path in stores[:2]]
+    assert load_checkpoint(out / "model.pt")["hold_limits"] == hold_limits(fit_actions)
     assert summary["best_val_loss"] == pytest.approx(min(c["val_loss"] for c in log["curves"]))
     assert not list(out.glob("*.tmp-*"))
 

@@ -64,6 +64,7 @@ rule evaluate_vpt:
         fps=config["data"]["fps"],
         greedy="--greedy" if config["evaluation"].get("greedy") else "--no-greedy",
         temperature=config["evaluation"].get("temperature", 1.0),
+        release_held="--release-held" if config["evaluation"].get("release_held") else "--no-release-held",
         videos=config["evaluation"].get("videos", 1),
     threads: 16
     resources:
@@ -77,7 +78,7 @@ rule evaluate_vpt:
     shell:
         "python -m swag evaluate-vpt {params.out_dir} --name {wildcards.policy} {params.agent} --index {input.index}"
         " {params.games} --episodes {params.episodes} --max-steps {params.max_steps} --fps {params.fps}"
-        " {params.greedy} --temperature {params.temperature} --videos {params.videos} --workers {threads} > {log} 2>&1"
+        " {params.greedy} --temperature {params.temperature} {params.release_held} --videos {params.videos} --workers {threads} > {log} 2>&1"
 
 
 rule results_table:
