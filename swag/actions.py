@@ -92,9 +92,11 @@ HOLD_QUANTILE = 0.99  # a policy may hold a button as long as all but 1% of its 
 
 def hold_limits(action_runs, quantile: float = HOLD_QUANTILE) -> dict[str, int]:
     """Per button pressed in `action_runs` (pad-byte arrays, one per recording, at the policy's
-    rate): the `quantile` of its press lengths in steps. `swag.policy.ModelAgent(hold_limits=...)` lets go of
-    a button held longer, for one step: SMB jumps only when A goes down, so a clone that holds A
-    against a pipe stands there for good, where its demonstrators never held A that long."""
+    rate): the `quantile` of its press lengths in steps.
+
+    `swag.policy.ModelAgent(hold_limits=...)` lets go of a button held longer, for one step: SMB
+    jumps only when A goes down, so a clone that holds A against a pipe stands there for good,
+    where its demonstrators never held A that long."""
     lengths = {name: [] for name in BUTTONS}
     for actions in action_runs:
         pressed = to_multihot(np.asarray(actions, np.uint8))  # (T, 8)

@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from swag.actions import NUM_BUTTONS, from_multihot, to_multihot
+from swag.actions import BUTTONS, NUM_BUTTONS, from_multihot, to_multihot
 from swag.errors import SwagError
 
 log = logging.getLogger(__name__)
 
 ALL_ACTIONS = tuple(range(256))
-
 
 
 def downscale(frame: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -151,8 +150,8 @@ class ModelAgent(Agent):
         step, exactly as in training; also constant per step, but `sequence_length` times the
         encoder work.
 
-    `hold_limits` ({button: steps}, from `swag.actions.hold_limits` of the policy's training labels, which
-    swag.train stores in model.pt): a button held that many steps running is let go for one step.
+    `hold_limits` ({button: steps}; swag.train stores `swag.actions.hold_limits` of the policy's
+    training labels in model.pt): a button held that many steps running is let go for one step.
 
     A policy with `previous_buttons` also gets, with each frame, the byte the agent held before it
     (`hold`; nothing at an episode's start), as it got the labels' previous byte in training.
@@ -184,8 +183,6 @@ class ModelAgent(Agent):
         self.width, self.height = self.config.dimensions.x, self.config.dimensions.y
         self.window = self.config.sequence_length
         self.kernel = self.config.temporal_kernel
-        from swag.actions import BUTTONS
-
         limits = hold_limits or {}
         unknown = set(limits) - set(BUTTONS)
         if unknown or any(int(steps) < 1 for steps in limits.values()):
