@@ -44,24 +44,31 @@ def range_index(x) -> np.ndarray:
     return np.searchsorted([upper for upper, _name in RANGES_1_1], x, side="right")
 
 
+def standing(x) -> np.ndarray:
+    """bool (T,): at each frame, whether Mario's x is what it was `STAND_FRAMES` frames before."""
+    x = np.asarray(x)
+    stands = np.zeros(len(x), dtype=bool)
+    stands[STAND_FRAMES:] = x[STAND_FRAMES:] == x[:-STAND_FRAMES]
+    return stands
+
+
 def count_recordings(paths: list[str]) -> None:
     from swag.recording import iter_jsonl
 
     frames = np.zeros(len(RANGES_1_1), dtype=np.int64)
-    standing = np.zeros(len(RANGES_1_1), dtype=np.int64)
+    frames_standing = np.zeros(len(RANGES_1_1), dtype=np.int64)
     recordings_standing = np.zeros(len(RANGES_1_1), dtype=np.int64)
     for path in paths:
         x = np.array([line["info"]["x_pos"] for line in iter_jsonl(path)])
         ranges = range_index(x)
-        stands = np.zeros(len(x), dtype=bool)
-        stands[STAND_FRAMES:] = x[STAND_FRAMES:] == x[:-STAND_FRAMES]
+        stands = standing(x)
         frames += np.bincount(ranges, minlength=len(RANGES_1_1))
         standing_here = np.bincount(ranges[stands], minlength=len(RANGES_1_1))
-        standing += standing_here
+        frames_standing += standing_here
         recordings_standing += standing_here > 0
     print(f"{len(paths)} recordings, {frames.sum()} frames at 60 Hz; per range: frames, frames standing "
           f"(x unchanged over {STAND_FRAMES} frames), recordings with any standing")
-    for (_upper, name), f, s, r in zip(RANGES_1_1, frames, standing, recordings_standing):
+    for (_upper, name), f, s, r in zip(RANGES_1_1, frames, frames_standing, recordings_standing):
         print(f"  {name:28s} {f:8d} {s:6d} {r:4d}")
 
 

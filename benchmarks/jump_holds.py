@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.episode_ends import RANGES_1_1, STAND_FRAMES, range_index  # noqa: E402
+from benchmarks.episode_ends import RANGES_1_1, range_index, standing  # noqa: E402
 
 LIFT_FRAMES = 3  # a press lifts Mario when his y rises within this many frames
 RISE_WINDOW = 60  # frames after the press in which the jump's highest point is looked for
@@ -110,14 +110,13 @@ def table(traces: list[dict]) -> list[dict]:
             where = range_index(x[start])
             holds[where].append(hold)
             rises[where].append(int(y[start] - y[start:start + RISE_WINDOW].min()))
-        standing = np.zeros(len(x), dtype=bool)
-        standing[STAND_FRAMES:] = x[STAND_FRAMES:] == x[:-STAND_FRAMES]
+        stands = standing(x)
         where = range_index(x)
-        stand += np.bincount(where[standing], minlength=ranges)
-        stand_a += np.bincount(where[standing & a], minlength=ranges)
+        stand += np.bincount(where[stands], minlength=ranges)
+        stand_a += np.bincount(where[stands & a], minlength=ranges)
         fresh = np.zeros(len(a), dtype=bool)
         fresh[presses] = True
-        stand_presses += np.bincount(where[standing & fresh], minlength=ranges)
+        stand_presses += np.bincount(where[stands & fresh], minlength=ranges)
     rows = []
     for i, (_upper, name) in enumerate(RANGES_1_1):
         held = np.array(holds[i])
