@@ -512,7 +512,8 @@ def finetune_rl(out_dir, game: str, level: str | None, config: RLConfig, fps: fl
             seg["valid"] = torch.from_numpy(gather(np.ones((T, N), bool), chosen, L, fill=False))  # (S, L)
             if reference is not None:
                 with torch.no_grad():
-                    seg["reference"] = torch.cat([reference(seg_obs[i:i + 64], previous=seg_previous[i:i + 64])[0] for i in range(0, len(chosen), 64)])
+                    seg["reference"] = torch.cat([reference(seg_obs[i:i + 64], previous=seg_previous[i:i + 64])[0]
+                                                  for i in range(0, len(chosen), 64)])
             agent.train()
             stats = {k: [] for k in ("policy_loss", "value_loss", "kl_pretrained", "entropy", "approx_kl",
                                      "clip_fraction")}
