@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.episode_ends import RANGES_1_1, range_index, standing  # noqa: E402
+from swag.actions import onsets, press_lengths  # noqa: E402
 
 LIFT_FRAMES = 3  # a press lifts Mario when his y rises within this many frames
 RISE_WINDOW = 60  # frames after the press in which the jump's highest point is looked for
@@ -99,16 +100,13 @@ def table(traces: list[dict]) -> list[dict]:
     stand_presses = np.zeros(ranges, np.int64)
     for t in traces:
         a, x, y = t["a"], t["x"], t["y"]
-        presses = np.flatnonzero(a & ~np.concatenate([[False], a[:-1]]))
-        releases = np.flatnonzero(~a)
+        presses, lengths = onsets(a), press_lengths(a)
         for start in presses:
             after = y[start + 1:start + 1 + LIFT_FRAMES]
             if not len(after) or after.min() >= y[start]:
                 continue  # in the air already, or A pressed where it cannot jump
-            later = releases[releases > start]
-            hold = (later[0] if len(later) else len(a)) - start
             where = range_index(x[start])
-            holds[where].append(hold)
+            holds[where].append(int(lengths[start]))
             rises[where].append(int(y[start] - y[start:start + RISE_WINDOW].min()))
         stands = standing(x)
         where = range_index(x)

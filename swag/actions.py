@@ -87,6 +87,24 @@ def frame_spans(num_source: int, source_fps: float, target_fps: float, keep_part
     return np.stack([starts, np.minimum(stops, num_source)], axis=1).reshape(-1, 2)
 
 
+def onsets(pressed: np.ndarray) -> np.ndarray:
+    """Frame indices where a button goes from released to pressed (frame 0 counts if pressed)."""
+    pressed = np.asarray(pressed, bool)
+    return np.flatnonzero(pressed & ~np.concatenate([[False], pressed[:-1]]))
+
+
+def press_lengths(pressed: np.ndarray) -> np.ndarray:
+    """int (T,): for each pressed frame, the length of the press (run of pressed frames) it
+    belongs to; 0 where released."""
+    pressed = np.asarray(pressed, bool)
+    lengths = np.zeros(len(pressed), np.int64)
+    starts = onsets(pressed)
+    stops = np.flatnonzero(pressed & ~np.concatenate([pressed[1:], [False]])) + 1  # one past each press
+    for start, stop in zip(starts, stops):
+        lengths[start:stop] = stop - start
+    return lengths
+
+
 HOLD_QUANTILE = 0.99  # a policy may hold a button as long as all but 1% of its data's presses
 
 
@@ -100,8 +118,6 @@ def hold_limits(action_runs, quantile: float = HOLD_QUANTILE) -> dict[str, int]:
     lengths = {name: [] for name in BUTTONS}
     for actions in action_runs:
         pressed = to_multihot(np.asarray(actions, np.uint8))  # (T, 8)
-        edges = np.diff(np.vstack([np.zeros((1, NUM_BUTTONS), np.int8), pressed.astype(np.int8),
-                                   np.zeros((1, NUM_BUTTONS), np.int8)]), axis=0)  # (T+1, 8)
         for b, name in enumerate(BUTTONS):
-            lengths[name] += list(np.flatnonzero(edges[:, b] == -1) - np.flatnonzero(edges[:, b] == 1))
+            lengths[name] += list(press_lengths(pressed[:, b])[onsets(pressed[:, b])])
     return {name: int(np.ceil(np.quantile(runs, quantile))) for name, runs in lengths.items() if runs}

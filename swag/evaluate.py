@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from swag.actions import BUTTONS, NUM_BUTTONS, to_multihot
+from swag.actions import BUTTONS, NUM_BUTTONS, onsets, press_lengths, to_multihot
 from swag.data import check_resolution, index_stores, read_index
 from swag.errors import SwagError
 from swag.store import atomic_save_figure, atomic_write_text, open_store
@@ -42,12 +42,6 @@ def precision_recall_f1(truth: np.ndarray, predicted: np.ndarray) -> dict:
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1, "support": int(truth.sum()), "tp": tp, "fp": fp,
             "fn": fn, "tn": int((~truth & ~predicted).sum())}
-
-
-def onsets(pressed: np.ndarray) -> np.ndarray:
-    """Frame indices where a button goes from released to pressed (frame 0 counts if pressed)."""
-    pressed = np.asarray(pressed, bool)
-    return np.flatnonzero(pressed & ~np.concatenate([[False], pressed[:-1]]))
 
 
 def onset_counts(truth: np.ndarray, predicted: np.ndarray, tolerance: int = ONSET_TOLERANCE) -> tuple[int, int, int]:
@@ -69,18 +63,6 @@ def onset_counts(truth: np.ndarray, predicted: np.ndarray, tolerance: int = ONSE
 
 
 PRESS_LENGTHS = ("1", "2", "3", "4+")
-
-
-def press_lengths(pressed: np.ndarray) -> np.ndarray:
-    """int (T,): for each pressed frame, the length of the press (run of pressed frames) it
-    belongs to; 0 where released."""
-    pressed = np.asarray(pressed, bool)
-    lengths = np.zeros(len(pressed), np.int64)
-    starts = onsets(pressed)
-    stops = np.flatnonzero(pressed & ~np.concatenate([pressed[1:], [False]])) + 1  # one past each press
-    for start, stop in zip(starts, stops):
-        lengths[start:stop] = stop - start
-    return lengths
 
 
 def a_visible(actions: np.ndarray, y_pos: np.ndarray) -> np.ndarray:

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from swag.actions import to_multihot
-from swag.actions import hold_limits
+from swag.actions import hold_limits, to_multihot
 from swag.errors import SwagError
 from swag.model import ModelConfig, VPTModel
 from swag.policy import AgentSpec, ModelAgent, RandomAgent, downscale, load_model, make_agent
