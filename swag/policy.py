@@ -128,11 +128,11 @@ class DemonstratorAgent(Agent):
 # --- the trained policy ----------------------------------------------------------------------------
 
 
-def load_model(path, device: str = "cpu"):
+def load_model(path, device: str = "cpu", checkpoint: dict | None = None):
     """A VPTModel in eval mode from a checkpoint or model.pt written by swag.train."""
     from swag.train import load_model as load_trained
 
-    return load_trained(path, device)
+    return load_trained(path, device, checkpoint)
 
 
 class ModelAgent(Agent):
@@ -198,11 +198,12 @@ class ModelAgent(Agent):
         from swag.train import load_checkpoint
 
         device = kwargs.get("device", "cpu")
+        checkpoint = load_checkpoint(path)  # read once: the weights, and the hold limits beside them
         if release_held:
-            kwargs["hold_limits"] = load_checkpoint(path).get("hold_limits")
+            kwargs["hold_limits"] = checkpoint.get("hold_limits")
             if kwargs["hold_limits"] is None:
                 log.warning("%s: no hold limits stored with the model; it holds buttons as long as it samples them", path)
-        return cls(load_model(path, device), **kwargs)
+        return cls(load_model(path, device, checkpoint), **kwargs)
 
     def reset(self, seed, env=None, info=None):
         self.rng = np.random.default_rng([int(seed), 0xA6E7])

@@ -142,9 +142,10 @@ def _run_key(model_config: ModelConfig, config: TrainingConfig, fit_stores, val_
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def load_model(path, device="cpu") -> VPTModel:
-    """A trained model from model.pt (or a checkpoint), in eval mode."""
-    checkpoint = load_checkpoint(path)
+def load_model(path, device="cpu", checkpoint: dict | None = None) -> VPTModel:
+    """A trained model from model.pt (or a checkpoint), in eval mode; `checkpoint`: the file's
+    contents, when the caller has already read them for something else."""
+    checkpoint = load_checkpoint(path) if checkpoint is None else checkpoint
     try:
         model = VPTModel(ModelConfig.from_dict(checkpoint["model_config"]))
         model.load_state_dict(checkpoint["model"])

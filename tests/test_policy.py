@@ -211,6 +211,12 @@ def test_model_agent_from_a_train_checkpoint(tmp_path):
     agent = make_agent(AgentSpec("model", "vpt", checkpoint=str(path)), "smb1")
     frame = random_frames(1)[0]
     np.testing.assert_allclose(agent.action_probs(frame), ModelAgent(model).action_probs(frame), atol=1e-6)
+    assert not (agent.hold_limit < np.iinfo(np.int64).max).any()  # no limits stored, none applied
+    torch.save({"model": model.state_dict(), "model_config": model.config.to_dict(),
+                "hold_limits": {"A": 4, "right": 9}}, path)
+    assert make_agent(AgentSpec("model", "vpt", checkpoint=str(path)), "smb1").hold_limit[0] == np.iinfo(np.int64).max
+    held = make_agent(AgentSpec("model", "vpt", checkpoint=str(path), release_held=True), "smb1")
+    assert held.hold_limit[0] == 4 and held.hold_limit[7] == 9  # A and right, in bit order
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(SwagError, match="junk.pt"):
         load_model(tmp_path / "junk.pt")
