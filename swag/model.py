@@ -23,7 +23,10 @@ Measured side by side (benchmarks/bench_idm.py demo, scripted SMB 1-1 play at 20
 same data, config and 500 steps, CPU): held-out test exact match 0.357 (buttons) vs 0.231 (joint),
 per-frame F1 right 0.84/0.82, left 0.52/0.46, A 0.53/0.54, B 0.59/0.65; unseen style exact match
 0.152 vs 0.127. Both were still improving, so the gap is indicative only; "buttons" is the default
-(better exact match, and it generalises to pad bytes never seen in training).
+(better exact match, and it generalises to pad bytes never seen in training). For the policy
+(demo data and labels, 400 steps, 2 x 24 episodes of SMB 1-1 at temperature 0.5 with
+release_held): VPT 0.470 (buttons) vs 0.432 (joint), oracle-BC 0.472 vs 0.439 mean progress;
+README, "A joint action head does not make a better player".
 """
 
 from __future__ import annotations
