@@ -20,6 +20,26 @@ def test_shipped_configs_validate(name):
     assert config.recordings(loaded, "idm"), "a config must ask for labelled recordings"
 
 
+def test_demo_overlay_validates_and_adds_to_the_demo():
+    """config/demo-3x-play.yaml, merged into the demo as `--configfile` does, keeps the demo's
+    recordings (so a demo run's stores are reused) and triples the unlabelled play and steps."""
+    from snakemake.utils import update_config
+
+    demo = config.load(ROOT / "config" / "demo.yaml")
+    merged = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    update_config(merged, yaml.safe_load((ROOT / "config" / "demo-3x-play.yaml").read_text()))
+    merged = config.validate(merged, "config/demo-3x-play.yaml")
+
+    def episodes(cfg, web):
+        return {r["seed"] for r in config.recordings(cfg, "vpt") if r["web_video"] == web}
+
+    assert episodes(demo, False) < episodes(merged, False)
+    assert len(episodes(merged, False)) == 3 * len(episodes(demo, False))
+    assert episodes(merged, True) == episodes(demo, True)
+    assert merged["vpt"]["training"]["max_steps"] == 3 * demo["vpt"]["training"]["max_steps"]
+    assert merged["idm"] == demo["idm"] and merged["evaluation"] == demo["evaluation"]
+
+
 def _demo():
     return yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
 

@@ -1,0 +1,30 @@
+"""benchmarks/policy_ratios.py: the ratios and their bootstrap intervals, on made-up episodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.policy_ratios import markdown, table
+
+
+def test_ratios_to_random_and_oracle_with_intervals_around_them():
+    rng = np.random.default_rng(1)
+    progress = {
+        "random": rng.uniform(0.15, 0.25, 48),    # mean ~0.2
+        "vpt": rng.uniform(0.5, 0.9, 48),         # mean ~0.7: ~3.5x random, clearly over 3x
+        "oracle-bc": rng.uniform(0.2, 0.4, 48),   # mean ~0.3: ~1.5x random, clearly under 3x
+    }
+    rows = {row["policy"]: row for row in table(progress)}
+    vpt, oracle = rows["vpt"], rows["oracle-bc"]
+    assert vpt["episodes"] == 48
+    assert vpt["vs_random"]["ratio"] == pytest.approx(progress["vpt"].mean() / progress["random"].mean())
+    low, high = vpt["vs_random"]["interval_90"]
+    assert low < vpt["vs_random"]["ratio"] < high and high - low < 0.6
+    assert vpt["vs_random"]["p_at_target"] > 0.95
+    assert oracle["vs_random"]["p_at_target"] == 0.0
+    assert vpt["vs_oracle-bc"]["ratio"] > 2 and vpt["vs_oracle-bc"]["p_at_target"] == 1.0
+    # the baselines get no ratio to themselves or to each other
+    assert "vs_random" not in rows["random"] and "vs_oracle-bc" not in rows["random"]
+    assert "vs_oracle-bc" not in oracle
+    assert "| vpt | 48 |" in markdown(list(rows.values()))
