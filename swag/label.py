@@ -30,7 +30,7 @@ import torch
 import zarr
 
 from swag.data import check_resolution
-from swag.model import NUM_BUTTONS, VPTModel
+from swag.model import NUM_BUTTONS, VPTModel, autocast
 from swag.store import ATTRS_KEY, FORMAT_VERSION, default_compressor, file_sha256, open_store, replace_path
 from swag.errors import EXIT_INTERRUPTED, SwagError, TrainingInterrupted
 from swag.train import load_model
@@ -69,7 +69,6 @@ def predict_batches(model: VPTModel, frames, batch_size: int = 16, device="cpu",
     """Yield (batch index, keep_start, keep_stop, actions uint8, probs float32 (n, 8), confidence
     float32) for consecutive batches of windows over `frames` (uint8 (T, H, W, 3), lazy is fine)."""
     device = torch.device(device)
-    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     spans = windows(int(frames.shape[0]), model.config.sequence_length, context)
     batches = [spans[i:i + batch_size] for i in range(0, len(spans), batch_size)]
     for b in range(first_batch, len(batches)):
@@ -77,7 +76,7 @@ def predict_batches(model: VPTModel, frames, batch_size: int = 16, device="cpu",
         lo, hi = batch[0][0], batch[-1][1]
         block = np.asarray(frames[lo:hi])  # one read covers all the batch's windows
         x = torch.from_numpy(np.stack([block[s - lo:e - lo] for s, e, _, _ in batch])).to(device)  # (B, T, H, W, 3)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        with autocast(device):
             logits, _ = model(x)
         probs = model.button_probs(logits).cpu().numpy()  # (B, T, 8)
         actions, confidence = (t.cpu().numpy() for t in model.predict(logits))

@@ -32,6 +32,7 @@ README, "A joint action head does not make a better player".
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -338,3 +339,21 @@ class VPTModel(nn.Module):
             probs = logits.softmax(-1)
             confidence, actions = probs.max(-1)
         return actions.to(torch.uint8), confidence
+
+
+def autocast(device) -> torch.autocast:
+    """The model's precision on `device`: bf16 autocast where the hardware computes in bf16 natively
+    (CUDA GPUs with bf16; CPUs with AVX512-BF16, where it trains and acts about 1.8x faster, README
+    "Benchmarks"), fp32 elsewhere, where emulated bf16 would be slower. SWAG_PRECISION=fp32 forces
+    fp32 everywhere, to reproduce figures measured in fp32 or to rule precision out."""
+    device = torch.device(device)
+    precision = os.environ.get("SWAG_PRECISION", "auto")
+    if precision not in ("auto", "fp32"):
+        raise ValueError(f"SWAG_PRECISION must be 'auto' or 'fp32', got {precision!r}")
+    if precision == "fp32":
+        native = False
+    elif device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    else:
+        native = device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=native)

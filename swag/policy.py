@@ -238,13 +238,15 @@ class ModelAgent(Agent):
         (8,) per-button probabilities for head "buttons", (256,) byte probabilities for head "joint"."""
         import torch
 
+        from swag.model import autocast
+
         frame = np.asarray(frame, dtype=np.uint8)
         if frame.shape != (self.height, self.width, 3):
             frame = downscale(frame, self.width, self.height)
         self.frames.append(torch.from_numpy(np.ascontiguousarray(frame)).to(self.device))
         self.previous.append(self.held)
         self.steps += 1
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.device):
             if self.context == "window":
                 frames = torch.stack(list(self.frames)).unsqueeze(0)  # (1, L, H, W, 3)
                 previous = torch.tensor([list(self.previous)], device=self.device)  # (1, L)

@@ -372,11 +372,11 @@ def offline_metrics(model, store_paths: list[str], label_paths: list[str], batch
 
     from swag.data import load_labels
     from swag.evaluate import a_visible, metrics
+    from swag.model import autocast
     from swag.store import open_store
 
     length = model.config.sequence_length
     device = next(model.parameters()).device
-    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     truth, predicted, visible = [], [], []
     for store_path, label_path in zip(store_paths, label_paths):
         store = open_store(store_path)
@@ -390,7 +390,7 @@ def offline_metrics(model, store_paths: list[str], label_paths: list[str], batch
             for size in dict.fromkeys(len(w) for w in windows):  # the short last window goes alone, in order
                 batch = torch.from_numpy(np.stack([w for w in windows if len(w) == size])).to(device)
                 before = torch.from_numpy(np.stack([p for p in previous if len(p) == size])).to(device)
-                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                with torch.no_grad(), autocast(device):
                     logits, _ = model(batch, previous=before)
                 store_predictions.append(model.predict(logits)[0].cpu().numpy().reshape(-1))
         truth.append(np.asarray(actions, np.uint8))

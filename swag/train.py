@@ -35,7 +35,7 @@ import torch.distributed as dist
 from swag.actions import hold_limits
 from swag.data import WindowDataset, augment, class_weights, read_index, index_stores, split_fit_val
 from swag.errors import EXIT_INTERRUPTED, SwagError, TrainingInterrupted
-from swag.model import ModelConfig, VPTModel
+from swag.model import ModelConfig, VPTModel, autocast
 from swag.store import atomic_save_figure, atomic_store_path, atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,6 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -283,7 +282,7 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
         frames_seen = torch.zeros(1, dtype=torch.float64, device=device)
         for item in range(rank, len(val_data), world_size):
             frames, actions, weights, previous = (t.unsqueeze(0).to(device) for t in val_data[item])
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            with autocast(device):
                 logits, _ = raw_model(frames, previous=previous)
             per_frame_weight = weights.sum()
             totals[0] += raw_model.loss(logits, actions, weights).double() * per_frame_weight
@@ -341,7 +340,7 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                 previous = previous.to(device, non_blocking=True)
                 if config.augment:
                     frames = augment(frames, augment_generator)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                with autocast(device):
                     logits, _ = model(frames, previous=previous)
                 loss = raw_model.loss(logits, actions, weights)
                 for group in optimizer.param_groups:
