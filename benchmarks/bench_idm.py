@@ -11,6 +11,7 @@ experiment does not depend on the demonstrators; on real pipeline data use `swag
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -181,7 +182,7 @@ def run() -> list[dict]:
     import torch
 
     from swag.label import predict_store
-    from swag.model import ModelConfig, VPTModel
+    from swag.model import ModelConfig, VPTModel, autocast, uses_bf16
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -221,13 +222,30 @@ def run() -> list[dict]:
     targets = torch.randint(0, 256, (16, L))
 
     def train_step():
-        _, loss = model(train_batch, targets)
+        with autocast("cpu"):  # as swag.train does: fp32 on a CPU unless bf16 is asked for
+            _, loss = model(train_batch, targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
 
     train_step()
     train_fps = train_batch.shape[0] * L / timed(train_step)
+
+    # Opt-in bf16 (`training.precision: bf16`, SWAG_PRECISION=bf16) against the default fp32, side
+    # by side; SWAG_PRECISION is read at every autocast(), so it switches between calls.
+    previous = os.environ.get("SWAG_PRECISION")
+    os.environ["SWAG_PRECISION"] = "bf16"
+    try:
+        train_step()
+        train_fps_bf16 = train_batch.shape[0] * L / timed(train_step)
+        model.eval()
+        label_fps_bf16 = len(frames) / timed(lambda: predict_store(model, frames, batch_size=16))
+    finally:
+        if previous is None:
+            del os.environ["SWAG_PRECISION"]
+        else:
+            os.environ["SWAG_PRECISION"] = previous
+    precision = "bf16 native on this CPU" if uses_bf16("cpu", "bf16") else "no native bf16 on this CPU: fp32, ratio ~1"
     return [
         {"benchmark": "idm_label_speed_vs_realtime_60fps", "measured": label_fps, "reference": 60.0,
          "ratio": label_fps / 60.0, "unit": "frames/s", "goal": ">= 10x real time (60 fps), CPU 1 thread, 64x60"},
@@ -242,6 +260,10 @@ def run() -> list[dict]:
          "ratio": label_fps / quarter_fps, "unit": "frames/s", "goal": "~1.25: 1.6 vs 2 window-frames per frame"},
         {"benchmark": "idm_train_speed_vs_labelling", "measured": train_fps, "reference": label_fps,
          "ratio": train_fps / label_fps, "unit": "frames/s", "goal": "training frames/s (forward+backward+AdamW)"},
+        {"benchmark": "idm_train_speed_bf16_vs_fp32", "measured": train_fps_bf16, "reference": train_fps,
+         "ratio": train_fps_bf16 / train_fps, "unit": "frames/s", "goal": f"opt-in speed-up ({precision})"},
+        {"benchmark": "idm_label_speed_bf16_vs_fp32", "measured": label_fps_bf16, "reference": label_fps,
+         "ratio": label_fps_bf16 / label_fps, "unit": "frames/s", "goal": f"opt-in speed-up ({precision})"},
     ]
 
 

@@ -8,6 +8,7 @@ Errors of bad input (SwagError) become one line on stderr and exit code 1.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -37,6 +38,10 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug lo
         datefmt="[%X]",
         handlers=[RichHandler(show_path=False, rich_tracebacks=True)],
     )
+    # read where the model runs (swag.model.uses_bf16); checked here so a typo fails before any work
+    precision = os.environ.get("SWAG_PRECISION")
+    if precision and precision not in ("auto", "bf16", "fp32"):
+        raise SwagError(f"environment variable SWAG_PRECISION must be auto, bf16 or fp32, got {precision!r}")
 
 
 @app.command("games")

@@ -341,19 +341,35 @@ class VPTModel(nn.Module):
         return actions.to(torch.uint8), confidence
 
 
-def autocast(device) -> torch.autocast:
-    """The model's precision on `device`: bf16 autocast where the hardware computes in bf16 natively
-    (CUDA GPUs with bf16; CPUs with AVX512-BF16, where it trains and acts about 1.8x faster, README
-    "Benchmarks"), fp32 elsewhere, where emulated bf16 would be slower. SWAG_PRECISION=fp32 forces
-    fp32 everywhere, to reproduce figures measured in fp32 or to rule precision out."""
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def uses_bf16(device, precision: str = "auto") -> bool:
+    """Whether the model computes in bf16 on `device`, for a stage's `training.precision`:
+
+    - "auto": bf16 on CUDA GPUs that have it, fp32 on CPUs. On a CPU with AVX512-BF16, bf16 trains
+      and labels about 1.8x faster but trained worse policies (README, "bf16 on the CPU"), so it
+      is opt-in there.
+    - "bf16": bf16 wherever the hardware computes it natively: CUDA GPUs and CPUs with AVX512-BF16
+      (elsewhere emulated bf16 would be slower than fp32, so fp32).
+    - "fp32": always fp32.
+
+    SWAG_PRECISION in the environment, when set, overrides it for every command (labelling and
+    rollouts have no config of their own)."""
     device = torch.device(device)
-    precision = os.environ.get("SWAG_PRECISION", "auto")
-    if precision not in ("auto", "fp32"):
-        raise ValueError(f"SWAG_PRECISION must be 'auto' or 'fp32', got {precision!r}")
+    precision = os.environ.get("SWAG_PRECISION") or precision
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "fp32":
-        native = False
-    elif device.type == "cuda":
-        native = torch.cuda.is_bf16_supported()
-    else:
-        native = device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=native)
+        return False
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    return precision == "bf16" and device.type == "cpu" and native
+
+
+def autocast(device, precision: str = "auto") -> torch.autocast:
+    """The context the model runs in on `device`: bf16 autocast where `uses_bf16`, else a no-op.
+    Losses, softmaxes and layer norms stay fp32 under autocast; only convolutions and matmuls drop."""
+    device = torch.device(device)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(device, precision))

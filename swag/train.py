@@ -35,7 +35,7 @@ import torch.distributed as dist
 from swag.actions import hold_limits
 from swag.data import WindowDataset, augment, class_weights, read_index, index_stores, split_fit_val
 from swag.errors import EXIT_INTERRUPTED, SwagError, TrainingInterrupted
-from swag.model import ModelConfig, VPTModel, autocast
+from swag.model import PRECISIONS, ModelConfig, VPTModel, autocast
 from swag.store import atomic_save_figure, atomic_store_path, atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,13 @@ class TrainingConfig:
     grad_clip: float = 1.0  # max gradient norm (0: off)
     lr_schedule: str = "constant"  # "constant", or "cosine": linear warmup, then cosine decay to lr/10
     warmup_steps: int = 0  # linear warmup steps of the cosine schedule
+    precision: str = "auto"  # "auto" (bf16 on GPU, fp32 on CPU), "bf16" or "fp32": swag.model.uses_bf16
 
     def __post_init__(self):
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"training.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"training.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingConfig":
@@ -282,7 +285,7 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
         frames_seen = torch.zeros(1, dtype=torch.float64, device=device)
         for item in range(rank, len(val_data), world_size):
             frames, actions, weights, previous = (t.unsqueeze(0).to(device) for t in val_data[item])
-            with autocast(device):
+            with autocast(device, config.precision):
                 logits, _ = raw_model(frames, previous=previous)
             per_frame_weight = weights.sum()
             totals[0] += raw_model.loss(logits, actions, weights).double() * per_frame_weight
@@ -340,7 +343,7 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                 previous = previous.to(device, non_blocking=True)
                 if config.augment:
                     frames = augment(frames, augment_generator)
-                with autocast(device):
+                with autocast(device, config.precision):
                     logits, _ = model(frames, previous=previous)
                 loss = raw_model.loss(logits, actions, weights)
                 for group in optimizer.param_groups:

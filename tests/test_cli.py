@@ -1,5 +1,6 @@
 """The `swag` entry point: how bad invocations end (exit code, one clear message, no traceback)."""
 
+import os
 import subprocess
 import sys
 
@@ -39,3 +40,13 @@ def test_a_temperature_of_zero_is_refused_before_any_rollout(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip() == "swag: error: --temperature 0.0 must be > 0 (--greedy takes the most likely action)"
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_precision_is_refused_before_any_work(tmp_path):
+    done = subprocess.run([*SWAG, "label", str(tmp_path / "video.zarr"), "--model", str(tmp_path / "model.pt"),
+                           "--out", str(tmp_path / "labels.zarr")], capture_output=True, text=True,
+                          env={**os.environ, "SWAG_PRECISION": "half"})
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("swag: error: environment variable SWAG_PRECISION must be auto, bf16 or fp32, "
+                                   "got 'half'")
+    assert not (tmp_path / "labels.zarr").exists()

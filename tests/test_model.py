@@ -6,7 +6,7 @@ import torch
 
 from swag.actions import from_multihot, to_multihot
 from swag.data import class_weights
-from swag.model import ModelConfig, VPTModel
+from swag.model import ModelConfig, VPTModel, autocast, uses_bf16
 
 
 
@@ -51,7 +51,13 @@ def test_joint_head_marginals_match_bytes():
     assert model.predict(logits)[0].item() == 0b10000011
 
 
-def test_idm_sees_the_future_and_the_policy_does_not():
+# "bf16" is bf16 on CPUs that compute it natively (swag.model.uses_bf16), fp32 elsewhere
+PRECISIONS = ["fp32", "bf16"]
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_idm_sees_the_future_and_the_policy_does_not(precision, monkeypatch):
+    monkeypatch.setenv("SWAG_PRECISION", precision)
     torch.manual_seed(0)
     frames = random_frames()
     changed = frames.clone()
@@ -59,7 +65,7 @@ def test_idm_sees_the_future_and_the_policy_does_not():
     idm = VPTModel(tiny_config(causal=False)).eval()
     policy = VPTModel(tiny_config(causal=True)).eval()
     idm.load_state_dict(policy.state_dict())  # the same weights: only the mask and padding differ
-    with torch.no_grad():
+    with torch.no_grad(), autocast("cpu"):
         idm_before, idm_after = idm(frames)[0], idm(changed)[0]
         policy_before, policy_after = policy(frames)[0], policy(changed)[0]
     # IDM: the prediction at t=3 depends on frame 5 (through the temporal conv and the attention)
@@ -69,8 +75,10 @@ def test_idm_sees_the_future_and_the_policy_does_not():
     assert (policy_before[:, 5] - policy_after[:, 5]).abs().max() > 1e-4
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("head", ["buttons", "joint"])
-def test_overfits_one_batch(head):
+def test_overfits_one_batch(head, precision, monkeypatch):
+    monkeypatch.setenv("SWAG_PRECISION", precision)
     torch.manual_seed(0)
     model = VPTModel(tiny_config(head=head))
     frames = random_frames(batch=4, seed=1)
@@ -78,7 +86,8 @@ def test_overfits_one_batch(head):
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
     first = None
     for _ in range(120):
-        logits, loss = model(frames, targets)
+        with autocast("cpu"):
+            logits, loss = model(frames, targets)
         first = first if first is not None else loss.item()
         optimizer.zero_grad()
         loss.backward()
@@ -87,6 +96,24 @@ def test_overfits_one_batch(head):
     predicted, _ = model.predict(model(frames)[0])
     assert loss.item() < 0.1 * first
     assert (predicted.long() == targets).float().mean() > 0.9
+
+
+def test_precision_is_bf16_on_a_cpu_only_on_request_and_where_native(monkeypatch):
+    native = torch.cpu._is_avx512_bf16_supported()
+    monkeypatch.delenv("SWAG_PRECISION", raising=False)
+    assert not uses_bf16("cpu") and not uses_bf16("cpu", "fp32")  # "auto": fp32 on a CPU
+    assert uses_bf16("cpu", "bf16") == native
+    with autocast("cpu", "bf16"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == (torch.bfloat16 if native else torch.float32)
+    with autocast("cpu"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    monkeypatch.setenv("SWAG_PRECISION", "fp32")  # the environment overrides a stage's setting
+    assert not uses_bf16("cpu", "bf16")
+    monkeypatch.setenv("SWAG_PRECISION", "bf16")
+    assert uses_bf16("cpu", "fp32") == native
+    monkeypatch.setenv("SWAG_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="precision must be one of auto, bf16, fp32, got 'fp16'"):
+        uses_bf16("cpu")
 
 
 def test_frame_weights_mask_the_loss():

@@ -8,7 +8,7 @@ import torch
 
 from swag.actions import hold_limits, to_multihot
 from swag.errors import SwagError
-from swag.model import ModelConfig, VPTModel
+from swag.model import ModelConfig, VPTModel, uses_bf16
 from swag.policy import AgentSpec, ModelAgent, RandomAgent, downscale, load_model, make_agent
 
 torch.set_num_threads(1)
@@ -64,7 +64,8 @@ def test_the_previous_press_reaches_its_frame_and_later_ones_only():
 
 
 @pytest.mark.parametrize("context", ["cache", "window"])
-def test_an_agent_with_previous_buttons_feeds_the_bytes_it_held(context):
+def test_an_agent_with_previous_buttons_feeds_the_bytes_it_held(context, monkeypatch):
+    monkeypatch.setenv("SWAG_PRECISION", "fp32")  # exact: the agent against the model on the same bytes
     model = tiny_model(previous_buttons=["A", "B"])
     agent = ModelAgent(model, context=context)
     agent.reset(3)
@@ -108,7 +109,9 @@ def test_model_agent_refuses_a_non_causal_model():
 
 
 @pytest.mark.parametrize("head", ["buttons", "joint"])
-def test_cached_context_reproduces_the_model_within_the_first_window(head):
+def test_cached_context_reproduces_the_model_within_the_first_window(head, monkeypatch):
+    # exact in fp32; in bf16 the cache and the window round differently (next test)
+    monkeypatch.setenv("SWAG_PRECISION", "fp32")
     model = tiny_model(head=head)
     cached, windowed = ModelAgent(model, context="cache"), ModelAgent(model, context="window")
     frames = random_frames(8)
@@ -119,6 +122,24 @@ def test_cached_context_reproduces_the_model_within_the_first_window(head):
         expected = model.button_probs(logits)[0, -1] if head == "buttons" else logits[0, -1].softmax(-1)
         np.testing.assert_allclose(p_window, expected.numpy(), atol=1e-6)
         np.testing.assert_allclose(p_cached, p_window, atol=1e-5)
+
+
+@pytest.mark.skipif(not uses_bf16("cpu", "bf16"), reason="this CPU has no native bf16, so agents act in fp32")
+def test_agents_act_in_bf16_on_request_and_the_cache_stays_within_its_rounding(monkeypatch):
+    monkeypatch.setenv("SWAG_PRECISION", "bf16")
+    model = tiny_model()
+    frames = random_frames(8)
+
+    def probabilities(context):
+        agent = ModelAgent(model, context=context)
+        return np.array([agent.action_probs(frame) for frame in frames])
+
+    cached, windowed = probabilities("cache"), probabilities("window")
+    monkeypatch.setenv("SWAG_PRECISION", "fp32")
+    exact = probabilities("window")
+    assert np.abs(windowed - exact).max() > 1e-6  # bf16 was in effect
+    np.testing.assert_allclose(windowed, exact, atol=2e-2)  # and only rounds
+    np.testing.assert_allclose(cached, windowed, atol=2e-2)
 
 
 @pytest.mark.parametrize("context", ["cache", "window"])
