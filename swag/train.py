@@ -64,7 +64,7 @@ class TrainingConfig:
     grad_clip: float = 1.0  # max gradient norm (0: off)
     lr_schedule: str = "constant"  # "constant", or "cosine": linear warmup, then cosine decay to lr/10
     warmup_steps: int = 0  # linear warmup steps of the cosine schedule
-    precision: str = "auto"  # "auto" (bf16 on GPU, fp32 on CPU), "bf16" or "fp32": swag.model.uses_bf16
+    precision: str = "auto"  # "auto"/"bf16" (bf16 where the hardware has it) or "fp32": swag.model.uses_bf16
 
     def __post_init__(self):
         if self.lr_schedule not in ("constant", "cosine"):

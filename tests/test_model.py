@@ -98,17 +98,17 @@ def test_overfits_one_batch(head, precision, monkeypatch):
     assert (predicted.long() == targets).float().mean() > 0.9
 
 
-def test_precision_is_bf16_on_a_cpu_only_on_request_and_where_native(monkeypatch):
+def test_precision_is_bf16_on_a_cpu_where_native_unless_fp32_is_asked_for(monkeypatch):
     native = torch.cpu._is_avx512_bf16_supported()
     monkeypatch.delenv("SWAG_PRECISION", raising=False)
-    assert not uses_bf16("cpu") and not uses_bf16("cpu", "fp32")  # "auto": fp32 on a CPU
-    assert uses_bf16("cpu", "bf16") == native
-    with autocast("cpu", "bf16"):
-        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == (torch.bfloat16 if native else torch.float32)
+    assert uses_bf16("cpu") == native and uses_bf16("cpu", "bf16") == native  # "auto" is "bf16"
+    assert not uses_bf16("cpu", "fp32")
     with autocast("cpu"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == (torch.bfloat16 if native else torch.float32)
+    with autocast("cpu", "fp32"):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
     monkeypatch.setenv("SWAG_PRECISION", "fp32")  # the environment overrides a stage's setting
-    assert not uses_bf16("cpu", "bf16")
+    assert not uses_bf16("cpu", "bf16") and not uses_bf16("cpu")
     monkeypatch.setenv("SWAG_PRECISION", "bf16")
     assert uses_bf16("cpu", "fp32") == native
     monkeypatch.setenv("SWAG_PRECISION", "fp16")
