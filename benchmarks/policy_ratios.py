@@ -10,6 +10,12 @@ progress spreads over 0.1-1.0). This runs `swag evaluate-vpt` once per policy an
 OUT/NAME_T{temperature}_{release}_s{seed}/ (random: OUT/random_s{seed}/), skipping those already
 there, and prints one table. The intervals resample each policy's episodes independently (5,000
 draws); `P(≥ 3x)` is the share of draws whose ratio to random reaches the issue's 3x.
+
+One training's score moves with its training seed by more than its episodes' standard error
+(README, "bf16 on the CPU"), so a NAME given more than once pools those trainings into one row:
+`--policy vpt=seed0/model.pt --policy vpt=seed1/model.pt`. The second and later play into
+OUT/NAME_2_..., and their draws resample the trainings too (with replacement, then each drawn
+training's episodes), so the interval carries the training seed's spread as well as the episodes'.
 """
 
 from __future__ import annotations
@@ -56,27 +62,38 @@ def progress(folder: Path, name: str, game: str) -> np.ndarray:
     return np.array([episode["progress"] for episode in result["games"][game]["per_episode"]])
 
 
-def bootstrap_ratios(numerator: np.ndarray, denominator: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(BOOTSTRAP_DRAWS,): mean(numerator) / mean(denominator), each resampled with replacement."""
-    top = rng.choice(numerator, size=(BOOTSTRAP_DRAWS, len(numerator))).mean(axis=1)
-    bottom = rng.choice(denominator, size=(BOOTSTRAP_DRAWS, len(denominator))).mean(axis=1)
-    return top / bottom
+def bootstrap_means(trainings: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """(BOOTSTRAP_DRAWS,): the mean progress of resampled play. Each draw picks len(trainings)
+    trainings with replacement (one training: always it), then each one's episodes with replacement."""
+    episode_means = np.stack([rng.choice(episodes, size=(BOOTSTRAP_DRAWS, len(episodes))).mean(axis=1)
+                              for episodes in trainings])                      # (trainings, draws)
+    if len(trainings) == 1:
+        return episode_means[0]
+    picks = rng.integers(0, len(trainings), size=(BOOTSTRAP_DRAWS, len(trainings)))  # (draws, trainings)
+    return episode_means[picks, np.arange(BOOTSTRAP_DRAWS)[:, None]].mean(axis=1)
 
 
-def table(progress_by_name: dict[str, np.ndarray], seed: int = 0) -> list[dict]:
-    """One row per policy: episodes, mean, standard error, and its ratios to random and oracle-bc
-    (point, 90% interval, share of draws at or over the issue's target)."""
+def table(progress_by_name: dict[str, np.ndarray | list[np.ndarray]], seed: int = 0) -> list[dict]:
+    """One row per policy: episodes, mean, standard error over the episodes, each training's mean
+    when there are several, and its ratios to random and oracle-bc (point, 90% interval, share of
+    draws at or over the issue's target). A value is one training's episodes or a list of them."""
     rng = np.random.default_rng(seed)
+    trainings_by_name = {name: values if isinstance(values, list) else [values]
+                         for name, values in progress_by_name.items()}
     rows = []
-    for name, values in progress_by_name.items():
+    for name, trainings in trainings_by_name.items():
+        values = np.concatenate(trainings)
         row = {"policy": name, "episodes": len(values), "mean": float(values.mean()),
                "se": float(values.std(ddof=1) / np.sqrt(len(values)))}
+        if len(trainings) > 1:
+            row["training_means"] = [float(episodes.mean()) for episodes in trainings]
         for baseline, target in (("random", TARGET_VS_RANDOM), ("oracle-bc", TARGET_VS_ORACLE)):
-            if name in (baseline, "random") or baseline not in progress_by_name:
+            if name in (baseline, "random") or baseline not in trainings_by_name:
                 continue
-            draws = bootstrap_ratios(values, progress_by_name[baseline], rng)
+            baseline_values = np.concatenate(trainings_by_name[baseline])
+            draws = bootstrap_means(trainings, rng) / bootstrap_means(trainings_by_name[baseline], rng)
             row[f"vs_{baseline}"] = {
-                "ratio": float(values.mean() / progress_by_name[baseline].mean()),
+                "ratio": float(values.mean() / baseline_values.mean()),
                 "interval_90": [float(np.quantile(draws, 0.05)), float(np.quantile(draws, 0.95))],
                 "p_at_target": float((draws >= target).mean()),
             }
@@ -92,11 +109,15 @@ def markdown(rows: list[dict]) -> str:
         low, high = r["interval_90"]
         return f"{r['ratio']:.2f} ({low:.2f}–{high:.2f}; P ≥ target {r['p_at_target']:.2f})"
 
-    lines = ["| policy | episodes | mean progress (± SE) | × random (90% interval) | × oracle-bc (90% interval) |",
-             "|---|---:|---:|---|---|"]
+    def trainings(row):
+        return " / ".join(f"{mean:.3f}" for mean in row.get("training_means", [row["mean"]]))
+
+    lines = ["| policy | episodes | mean progress (± SE) | each training's mean | × random (90% interval) "
+             "| × oracle-bc (90% interval) |",
+             "|---|---:|---:|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['policy']} | {row['episodes']} | {row['mean']:.3f} (± {row['se']:.3f}) | "
-                     f"{ratio(row, 'random')} | {ratio(row, 'oracle-bc')} |")
+                     f"{trainings(row)} | {ratio(row, 'random')} | {ratio(row, 'oracle-bc')} |")
     return "\n".join(lines)
 
 
@@ -104,7 +125,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder for the evaluate-vpt runs (reused if there)")
     parser.add_argument("--policy", action="append", default=[], metavar="NAME=MODEL.PT",
-                        help="a policy to play; repeatable (name oracle-bc for the ratio to it)")
+                        help="a policy to play; repeatable (name oracle-bc for the ratio to it; "
+                             "a NAME given again pools its trainings into one row)")
     parser.add_argument("--actions-from", type=Path, default=Path("results/index/idm.json"),
                         help="the random agent draws from the pad bytes this index's labelled play pressed")
     parser.add_argument("--game", default="smb1:1-1")
@@ -114,21 +136,24 @@ def main() -> None:
     parser.add_argument("--release-held", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
 
-    checkpoints = {"random": None}
+    checkpoints = {"random": [None]}
     for text in args.policy:
         name, sep, path = text.partition("=")
         if not sep or not Path(path).is_file():
             parser.error(f"--policy {text}: expected NAME=MODEL.PT with an existing file")
-        checkpoints[name] = path
+        checkpoints.setdefault(name, []).append(path)
 
     progress_by_name = {}
-    for name, checkpoint in checkpoints.items():
-        pooled = []
-        for seed in args.seeds:
-            folder = run_dir(args.out, name, seed, args.temperature, args.release_held)
-            evaluate(folder, name, args, seed, checkpoint)
-            pooled.append(progress(folder, name, args.game))
-        progress_by_name[name] = np.concatenate(pooled)
+    for name, paths in checkpoints.items():
+        progress_by_name[name] = []
+        for index, checkpoint in enumerate(paths):
+            label = name if index == 0 else f"{name}_{index + 1}"
+            pooled = []
+            for seed in args.seeds:
+                folder = run_dir(args.out, label, seed, args.temperature, args.release_held)
+                evaluate(folder, label, args, seed, checkpoint)
+                pooled.append(progress(folder, label, args.game))
+            progress_by_name[name].append(np.concatenate(pooled))
 
     rows = table(progress_by_name)
     (args.out / "ratios.json").write_text(json.dumps(rows, indent=2) + "\n")

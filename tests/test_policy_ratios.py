@@ -28,3 +28,21 @@ def test_ratios_to_random_and_oracle_with_intervals_around_them():
     assert "vs_random" not in rows["random"] and "vs_oracle-bc" not in rows["random"]
     assert "vs_oracle-bc" not in oracle
     assert "| vpt | 48 |" in markdown(list(rows.values()))
+
+
+def test_trainings_of_one_policy_pool_and_their_spread_widens_the_interval():
+    rng = np.random.default_rng(2)
+    random = rng.uniform(0.15, 0.25, 48)
+    # three trainings that play alike within each one but differ from each other, as seeds do
+    trainings = [rng.uniform(centre - 0.05, centre + 0.05, 48) for centre in (0.3, 0.6, 0.9)]
+    pooled = {row["policy"]: row for row in table({"random": random, "vpt": trainings})}["vpt"]
+    as_one = {row["policy"]: row for row in table({"random": random, "vpt": np.concatenate(trainings)})}["vpt"]
+    assert pooled["episodes"] == 144
+    assert pooled["training_means"] == pytest.approx([t.mean() for t in trainings])
+    assert pooled["mean"] == pytest.approx(np.mean([t.mean() for t in trainings]))
+    assert pooled["vs_random"]["ratio"] == pytest.approx(as_one["vs_random"]["ratio"])
+    low, high = pooled["vs_random"]["interval_90"]
+    one_low, one_high = as_one["vs_random"]["interval_90"]
+    # resampling trainings as well as episodes: the seeds' spread shows in the interval
+    assert high - low > 3 * (one_high - one_low)
+    assert " / ".join(f"{t.mean():.3f}" for t in trainings) in markdown([pooled])
