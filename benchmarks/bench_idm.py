@@ -194,86 +194,89 @@ def precision(value: str):
 def run() -> list[dict]:
     """Speed rows at demo size on CPU, one thread, measured side by side in this run, in fp32
     (SWAG_PRECISION is read at every autocast()); the last two rows put bf16 against it."""
+    with precision("fp32"):
+        return measure()
 
+
+def measure() -> list[dict]:
     import torch
 
     from swag.label import predict_store
     from swag.model import ModelConfig, VPTModel, autocast, uses_bf16
 
-    with precision("fp32"):
-        torch.set_num_threads(1)
-        torch.manual_seed(0)
-        config = ModelConfig(**DEMO_MODEL)
-        model = VPTModel(config).eval()
-        H, W, L = config.dimensions.y, config.dimensions.x, config.sequence_length
-        frames = np.random.default_rng(0).integers(0, 256, (40 * L, H, W, 3)).astype(np.uint8)
-        predict_store(model, frames[: 4 * L])  # warm-up
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config = ModelConfig(**DEMO_MODEL)
+    model = VPTModel(config).eval()
+    H, W, L = config.dimensions.y, config.dimensions.x, config.sequence_length
+    frames = np.random.default_rng(0).integers(0, 256, (40 * L, H, W, 3)).astype(np.uint8)
+    predict_store(model, frames[: 4 * L])  # warm-up
 
-        def timed(fn, repeats=3):
-            best = float("inf")
-            for _ in range(repeats):
-                started = time.perf_counter()
-                fn()
-                best = min(best, time.perf_counter() - started)
-            return best
+    def timed(fn, repeats=3):
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - started)
+        return best
 
-        label_seconds = timed(lambda: predict_store(model, frames, batch_size=16))
-        label_fps = len(frames) / label_seconds
-        # the old default: a quarter window of context, 2 window-frames per labelled frame
-        quarter_fps = len(frames) / timed(lambda: predict_store(model, frames, batch_size=16, context=L // 4))
-        torch.set_num_threads(2)  # what one `label` job gets: the rule asks for 2 threads
-        label_fps_2 = len(frames) / timed(lambda: predict_store(model, frames, batch_size=16))
-        torch.set_num_threads(1)
-        # the same frames in non-overlapping windows: what keeping only window centres costs
-        batch = torch.from_numpy(frames).view(-1, L, H, W, 3)
+    label_seconds = timed(lambda: predict_store(model, frames, batch_size=16))
+    label_fps = len(frames) / label_seconds
+    # the old default: a quarter window of context, 2 window-frames per labelled frame
+    quarter_fps = len(frames) / timed(lambda: predict_store(model, frames, batch_size=16, context=L // 4))
+    torch.set_num_threads(2)  # what one `label` job gets: the rule asks for 2 threads
+    label_fps_2 = len(frames) / timed(lambda: predict_store(model, frames, batch_size=16))
+    torch.set_num_threads(1)
+    # the same frames in non-overlapping windows: what keeping only window centres costs
+    batch = torch.from_numpy(frames).view(-1, L, H, W, 3)
 
-        def no_overlap():
-            with torch.inference_mode():
-                for i in range(0, len(batch), 16):
-                    model(batch[i:i + 16])
+    def no_overlap():
+        with torch.inference_mode():
+            for i in range(0, len(batch), 16):
+                model(batch[i:i + 16])
 
-        plain_fps = len(frames) / timed(no_overlap)
-        model.train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        train_batch = batch[:16]
-        targets = torch.randint(0, 256, (16, L))
+    plain_fps = len(frames) / timed(no_overlap)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    train_batch = batch[:16]
+    targets = torch.randint(0, 256, (16, L))
 
-        def train_step():
-            with autocast("cpu"):  # as swag.train does
-                _, loss = model(train_batch, targets)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    def train_step():
+        with autocast("cpu"):  # as swag.train does
+            _, loss = model(train_batch, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
 
+    train_step()
+    train_fps = train_batch.shape[0] * L / timed(train_step)
+
+    # bf16 (the default, `auto`, where the CPU has AVX512-BF16) against fp32, side by side.
+    with precision("bf16"):
         train_step()
-        train_fps = train_batch.shape[0] * L / timed(train_step)
-
-        # bf16 (the default, `auto`, where the CPU has AVX512-BF16) against fp32, side by side.
-        with precision("bf16"):
-            train_step()
-            train_fps_bf16 = train_batch.shape[0] * L / timed(train_step)
-            model.eval()
-            label_fps_bf16 = len(frames) / timed(lambda: predict_store(model, frames, batch_size=16))
-        native = "bf16 native on this CPU" if uses_bf16("cpu", "bf16") else "no native bf16 on this CPU: fp32, ratio ~1"
-        return [
-            {"benchmark": "idm_label_speed_vs_realtime_60fps", "measured": label_fps, "reference": 60.0,
-             "ratio": label_fps / 60.0, "unit": "frames/s", "goal": ">= 10x real time (60 fps), CPU 1 thread, 64x60"},
-            {"benchmark": "idm_label_speed_2_threads_vs_realtime_60fps", "measured": label_fps_2, "reference": 60.0,
-             "ratio": label_fps_2 / 60.0, "unit": "frames/s", "goal": ">= 10x real time (60 fps), CPU 2 threads (one label job)"},
-            {"benchmark": "idm_label_speed_vs_realtime_data_fps", "measured": label_fps, "reference": 20.0,
-             "ratio": label_fps / 20.0, "unit": "frames/s", "goal": "seconds of 20 fps video labelled per second"},
-            {"benchmark": "idm_label_centre_windows_vs_no_overlap", "measured": label_fps, "reference": plain_fps,
-             "ratio": label_fps / plain_fps, "unit": "frames/s",
-             "goal": "~0.62: at the default context (3/16) each frame costs 1.6 window-frames"},
-            {"benchmark": "idm_label_context_3_16_vs_quarter", "measured": label_fps, "reference": quarter_fps,
-             "ratio": label_fps / quarter_fps, "unit": "frames/s", "goal": "~1.25: 1.6 vs 2 window-frames per frame"},
-            {"benchmark": "idm_train_speed_vs_labelling", "measured": train_fps, "reference": label_fps,
-             "ratio": train_fps / label_fps, "unit": "frames/s", "goal": "training frames/s (forward+backward+AdamW)"},
-            {"benchmark": "idm_train_speed_bf16_vs_fp32", "measured": train_fps_bf16, "reference": train_fps,
-             "ratio": train_fps_bf16 / train_fps, "unit": "frames/s", "goal": f"speed-up of the default ({native})"},
-            {"benchmark": "idm_label_speed_bf16_vs_fp32", "measured": label_fps_bf16, "reference": label_fps,
-             "ratio": label_fps_bf16 / label_fps, "unit": "frames/s", "goal": f"speed-up of the default ({native})"},
-        ]
+        train_fps_bf16 = train_batch.shape[0] * L / timed(train_step)
+        model.eval()
+        label_fps_bf16 = len(frames) / timed(lambda: predict_store(model, frames, batch_size=16))
+        native = "bf16 native on this CPU" if uses_bf16("cpu") else "no native bf16 on this CPU: fp32, ratio ~1"
+    return [
+        {"benchmark": "idm_label_speed_vs_realtime_60fps", "measured": label_fps, "reference": 60.0,
+         "ratio": label_fps / 60.0, "unit": "frames/s", "goal": ">= 10x real time (60 fps), CPU 1 thread, 64x60"},
+        {"benchmark": "idm_label_speed_2_threads_vs_realtime_60fps", "measured": label_fps_2, "reference": 60.0,
+         "ratio": label_fps_2 / 60.0, "unit": "frames/s", "goal": ">= 10x real time (60 fps), CPU 2 threads (one label job)"},
+        {"benchmark": "idm_label_speed_vs_realtime_data_fps", "measured": label_fps, "reference": 20.0,
+         "ratio": label_fps / 20.0, "unit": "frames/s", "goal": "seconds of 20 fps video labelled per second"},
+        {"benchmark": "idm_label_centre_windows_vs_no_overlap", "measured": label_fps, "reference": plain_fps,
+         "ratio": label_fps / plain_fps, "unit": "frames/s",
+         "goal": "~0.62: at the default context (3/16) each frame costs 1.6 window-frames"},
+        {"benchmark": "idm_label_context_3_16_vs_quarter", "measured": label_fps, "reference": quarter_fps,
+         "ratio": label_fps / quarter_fps, "unit": "frames/s", "goal": "~1.25: 1.6 vs 2 window-frames per frame"},
+        {"benchmark": "idm_train_speed_vs_labelling", "measured": train_fps, "reference": label_fps,
+         "ratio": train_fps / label_fps, "unit": "frames/s", "goal": "training frames/s (forward+backward+AdamW)"},
+        {"benchmark": "idm_train_speed_bf16_vs_fp32", "measured": train_fps_bf16, "reference": train_fps,
+         "ratio": train_fps_bf16 / train_fps, "unit": "frames/s", "goal": f"speed-up of the default ({native})"},
+        {"benchmark": "idm_label_speed_bf16_vs_fp32", "measured": label_fps_bf16, "reference": label_fps,
+         "ratio": label_fps_bf16 / label_fps, "unit": "frames/s", "goal": f"speed-up of the default ({native})"},
+    ]
 
 
 if __name__ == "__main__":
