@@ -64,11 +64,14 @@ class TrainingConfig:
     grad_clip: float = 1.0  # max gradient norm (0: off)
     lr_schedule: str = "constant"  # "constant", or "cosine": linear warmup, then cosine decay to lr/10
     warmup_steps: int = 0  # linear warmup steps of the cosine schedule
+    ema_decay: float = 0.0  # validate and keep an exponential moving average of the weights (0: off)
     precision: str = "auto"  # "auto"/"bf16" (bf16 where the hardware has it) or "fp32": swag.model.uses_bf16
 
     def __post_init__(self):
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"training.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"training.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"training.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
@@ -230,6 +233,10 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
     no_decay = [p for p in trainable if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate)
+    # The averaged weights are the ones validated and kept: they smooth the last ~1/(1 - decay)
+    # steps' noise, which a short CPU run that stops at a constant learning rate otherwise keeps.
+    ema = torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay)) if config.ema_decay else None
 
     # --- resume ---
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_val_loss": math.inf, "evals_since_best": 0,
@@ -249,6 +256,8 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                         checkpoint_path)
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(checkpoint["ema"])
         for key in state:
             state[key] = checkpoint[key]
         random.setstate(checkpoint["rng"]["python"])
@@ -261,6 +270,7 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
             log.info("resuming %s at step %d", checkpoint_path, state["step"])
 
     raw_model = model
+    eval_model = ema.module if ema is not None else raw_model  # the weights validated and kept
     if world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
 
@@ -274,29 +284,30 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
             rng["augment"] = gathered
         if is_main:
             atomic_torch_save({"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "ema": ema.state_dict() if ema is not None else None,
                                "model_config": model_config.to_dict(), "training_config": asdict(config),
                                "run_key": run_key, "rng": rng, **state}, checkpoint_path)
 
     @torch.no_grad()
     def evaluate() -> dict:
         """Validation loss and exact-match accuracy over the whole validation set, all ranks."""
-        model.eval()
+        eval_model.eval()
         totals = torch.zeros(3, dtype=torch.float64, device=device)  # weighted loss sum, weight sum, exact matches
         frames_seen = torch.zeros(1, dtype=torch.float64, device=device)
         for item in range(rank, len(val_data), world_size):
             frames, actions, weights, previous = (t.unsqueeze(0).to(device) for t in val_data[item])
             with autocast(device, config.precision):
-                logits, _ = raw_model(frames, previous=previous)
+                logits, _ = eval_model(frames, previous=previous)
             per_frame_weight = weights.sum()
-            totals[0] += raw_model.loss(logits, actions, weights).double() * per_frame_weight
+            totals[0] += eval_model.loss(logits, actions, weights).double() * per_frame_weight
             totals[1] += per_frame_weight
-            predicted, _ = raw_model.predict(logits)
+            predicted, _ = eval_model.predict(logits)
             totals[2] += ((predicted.long() == actions).float() * (weights > 0)).sum()
             frames_seen += (weights > 0).sum()
         if world_size > 1:
             dist.all_reduce(totals)
             dist.all_reduce(frames_seen)
-        model.train()
+        eval_model.train()
         return {"val_loss": (totals[0] / totals[1].clamp_min(1e-8)).item(),
                 "val_exact_match": (totals[2] / frames_seen.clamp_min(1)).item()}
 
@@ -353,6 +364,8 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                 if config.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(raw_model)
                 state["step"] += 1
                 state["batch_in_epoch"] += 1
 
@@ -380,7 +393,7 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                         if record["val_loss"] < state["best_val_loss"]:
                             state["best_val_loss"] = record["val_loss"]
                             state["evals_since_best"] = 0
-                            state["best_model"] = {k: v.detach().cpu().clone() for k, v in raw_model.state_dict().items()}
+                            state["best_model"] = {k: v.detach().cpu().clone() for k, v in eval_model.state_dict().items()}
                         else:
                             state["evals_since_best"] += 1
                             if state["evals_since_best"] >= config.patience:
@@ -426,7 +439,7 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                "parameters": raw_model.num_parameters(), "world_size": world_size, "init": init,
                "curves": state["curves"]}
     if is_main:
-        best = state["best_model"] or raw_model.state_dict()
+        best = state["best_model"] or eval_model.state_dict()
         atomic_torch_save({"model": best, "model_config": model_config.to_dict(),
                            "training_config": asdict(config), "step": state["step"],
                            "best_val_loss": summary["best_val_loss"],

@@ -68,6 +68,32 @@ def test_train_writes_outputs_and_learns(stores, tmp_path):
     assert not list(out.glob("*.tmp-*"))
 
 
+def test_ema_keeps_the_moving_average_of_the_weights_it_validated(stores, tmp_path):
+    decay, steps = 0.8, 6
+    # eval_every > steps: only the last step validates, so model.pt holds the final average
+    train(ModelConfig(**TINY), tiny_training(max_steps=steps, eval_every=steps, checkpoint_every=1, ema_decay=decay),
+          tmp_path / "ema", stores[:2], stores[2:], progress=False)
+    checkpoint = torch.load(tmp_path / "ema" / "checkpoint.pt", weights_only=False)
+    kept = load_checkpoint(tmp_path / "ema" / "model.pt")["model"]
+    raw, averaged = checkpoint["model"], checkpoint["ema"]
+    assert int(averaged["n_averaged"]) == steps
+    assert all(torch.equal(kept[name], averaged[f"module.{name}"]) for name in kept)
+    assert not torch.allclose(kept["head.weight"], raw["head.weight"])  # the average lags the last step's weights
+    # replay the same run without EMA, one checkpoint per step, and average by hand
+    history = []
+    for step in range(1, steps + 1):
+        train(ModelConfig(**TINY), tiny_training(max_steps=step, eval_every=steps, checkpoint_every=1),
+              tmp_path / "plain", stores[:2], stores[2:], progress=False)
+        history.append(torch.load(tmp_path / "plain" / "checkpoint.pt", weights_only=False)["model"])
+    for name in kept:
+        expected = history[0][name].double()
+        for weights in history[1:]:
+            expected = decay * expected + (1 - decay) * weights[name].double()
+        assert torch.allclose(kept[name].double(), expected, atol=1e-6), name
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\), got 1.0"):
+        TrainingConfig(ema_decay=1.0)
+
+
 def test_early_stopping_after_patience(stores, tmp_path):
     # learning rate 0: validation loss never improves after the first evaluation
     summary = train(ModelConfig(**TINY), tiny_training(learning_rate=1e-12, max_steps=100, eval_every=1, patience=2),
@@ -129,7 +155,7 @@ from swag.train import TrainingConfig, TrainingInterrupted, train, EXIT_INTERRUP
 out, max_steps, fit, val = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","), sys.argv[4].split(",")
 config = TrainingConfig(batch_size=4, learning_rate=3e-3, stride=2, epochs=1000, max_steps=max_steps, eval_every=5,
                         checkpoint_every=7, patience=1000, seed=3, augment=True, lr_schedule="cosine",
-                        warmup_steps=10)
+                        warmup_steps=10, ema_decay=0.9)
 try:
     train(ModelConfig(**{tiny}), config, out, fit, val, progress=False)
 except TrainingInterrupted:
@@ -176,6 +202,8 @@ def test_sigterm_checkpoints_and_resume_matches_uninterrupted_run(stores, tmp_pa
     for name in b["model"]:
         assert torch.equal(a["model"][name], b["model"][name]), name
     assert torch.equal(a["optimizer"]["state"][0]["exp_avg"], b["optimizer"]["state"][0]["exp_avg"])
+    for name in b["ema"]:
+        assert torch.equal(a["ema"][name], b["ema"][name]), name
     log_a = json.loads((interrupted / "train_log.json").read_text())["curves"]
     log_b = json.loads((straight / "train_log.json").read_text())["curves"]
     assert [c["val_loss"] for c in log_a] == [c["val_loss"] for c in log_b]
