@@ -12,7 +12,7 @@ there, and prints one table. The intervals resample each policy's episodes indep
 draws); `P(≥ 3x)` is the share of draws whose ratio to random reaches the issue's 3x.
 
 One training's score moves with its training seed by more than its episodes' standard error
-(README, "bf16 on the CPU"), so a NAME given more than once pools those trainings into one row:
+(docs/experiments.md, "bf16 on the CPU"), so a NAME given more than once pools those trainings into one row:
 `--policy vpt=seed0/model.pt --policy vpt=seed1/model.pt`. The second and later play into
 OUT/NAME_2_..., and their draws resample the trainings too (with replacement, then each drawn
 training's episodes), so the interval carries the training seed's spread as well as the episodes'.

@@ -26,7 +26,7 @@ per-frame F1 right 0.84/0.82, left 0.52/0.46, A 0.53/0.54, B 0.59/0.65; unseen s
 (better exact match, and it generalises to pad bytes never seen in training). For the policy
 (demo data and labels, 400 steps, 2 x 24 episodes of SMB 1-1 at temperature 0.5 with
 release_held): VPT 0.470 (buttons) vs 0.432 (joint), oracle-BC 0.472 vs 0.439 mean progress;
-README, "A joint action head does not make a better player".
+docs/experiments.md, "A joint action head does not make a better player".
 """
 
 from __future__ import annotations
@@ -349,7 +349,7 @@ def uses_bf16(device, precision: str = "auto") -> bool:
 
     - "auto" and "bf16": bf16 wherever the hardware computes it natively: CUDA GPUs that have it
       and CPUs with AVX512-BF16, where it trains and labels about 1.6-2x faster than fp32 with no
-      quality cost measured over 3 training seeds (README, "bf16 on the CPU"). Elsewhere emulated
+      quality cost measured over 3 training seeds (docs/experiments.md, "bf16 on the CPU"). Elsewhere emulated
       bf16 would be slower than fp32, so fp32. "bf16" names the choice in a config, so that a
       later change of "auto" leaves its results alone.
     - "fp32": always fp32: results that do not depend on whether the CPU has AVX512-BF16.
