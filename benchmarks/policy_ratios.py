@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from swag.results import bootstrap_means  # noqa: E402
 
-BOOTSTRAP_DRAWS = 5000
 TARGET_VS_RANDOM = 3.0  # the VPT-policy issue's targets
 TARGET_VS_ORACLE = 0.9
 
@@ -60,17 +60,6 @@ def evaluate(folder: Path, name: str, args: argparse.Namespace, seed: int, check
 def progress(folder: Path, name: str, game: str) -> np.ndarray:
     result = json.loads((folder / f"{name}.json").read_text())
     return np.array([episode["progress"] for episode in result["games"][game]["per_episode"]])
-
-
-def bootstrap_means(trainings: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """(BOOTSTRAP_DRAWS,): the mean progress of resampled play. Each draw picks len(trainings)
-    trainings with replacement (one training: always it), then each one's episodes with replacement."""
-    episode_means = np.stack([rng.choice(episodes, size=(BOOTSTRAP_DRAWS, len(episodes))).mean(axis=1)
-                              for episodes in trainings])                      # (trainings, draws)
-    if len(trainings) == 1:
-        return episode_means[0]
-    picks = rng.integers(0, len(trainings), size=(BOOTSTRAP_DRAWS, len(trainings)))  # (draws, trainings)
-    return episode_means[picks, np.arange(BOOTSTRAP_DRAWS)[:, None]].mean(axis=1)
 
 
 def table(progress_by_name: dict[str, np.ndarray | list[np.ndarray]], seed: int = 0) -> list[dict]:

@@ -5,15 +5,19 @@ swag.rollout), optionally with an `offline` section (action accuracy and per-but
 held-out recordings with true labels). Outputs, for the Snakemake report:
 
     OUT.json   {"columns": [{"game", "metric", "label"}...], "rows": [{"policy", "values": {label: x}}...],
-                "ratios": {game: {policy: progress_mean / reference's}}, "sources": [...]}
-    OUT.md     the same as a markdown table, then the ratios
+                "ratios": {"vs BASE": {game: {policy: progress_mean / BASE's}}},
+                "ratio_intervals": {"vs BASE": {game: {policy: [low, high]}}}, "sources": [...]}
+    OUT.md     the same as a markdown table, then the ratios with their intervals
     OUT.png    bar plot: mean progress per policy, one panel per game (error bars: std over episodes,
                black dots: median, grey dots: each episode)
 
 Rows are ordered random, VPT, oracle-BC, demonstrator, then the fine-tuned policies of each target
 (vpt-bc-ft-T, vpt-rl-ft-T, rl-scratch-T, as the workflow names them), then any others by name.
 Ratios: every policy's mean progress against random's and oracle-BC's, and the fine-tuned ones'
-against the VPT policy they started from.
+against the VPT policy they started from. A ratio's interval is the 90% bootstrap interval over
+both policies' episodes (each resampled with replacement): a DAG's evaluation plays few episodes,
+and one episode's progress spreads over most of the level. It does not include the spread over
+training seeds, which for these small policies is larger (docs/experiments.md).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+
+import numpy as np
 
 from swag.errors import SwagError
 from swag.rollout import read_results
@@ -39,6 +45,31 @@ METRICS = (
     ("screens_mean", "screens"),
 )
 OFFLINE_METRICS = (("action_accuracy", "action accuracy"), ("button_f1_macro", "button F1 (macro)"))
+BOOTSTRAP_DRAWS = 5000
+
+
+def bootstrap_means(trainings: list[np.ndarray], rng: np.random.Generator, draws: int = BOOTSTRAP_DRAWS) -> np.ndarray:
+    """(draws,): the mean progress of resampled play. Each draw picks len(trainings) trainings with
+    replacement (one training: always it), then each one's episodes with replacement."""
+    episode_means = np.stack([rng.choice(episodes, size=(draws, len(episodes))).mean(axis=1)
+                              for episodes in trainings])                      # (trainings, draws)
+    if len(trainings) == 1:
+        return episode_means[0]
+    picks = rng.integers(0, len(trainings), size=(draws, len(trainings)))     # (draws, trainings)
+    return episode_means[picks, np.arange(draws)[:, None]].mean(axis=1)
+
+
+def ratio_interval(numerator: list[float], denominator: list[float], seed: int = 0) -> list[float] | None:
+    """The 90% bootstrap interval of mean(numerator) / mean(denominator), episodes resampled on both
+    sides; None when either side has no episodes or the denominator's draws can be zero."""
+    if not numerator or not denominator:
+        return None
+    rng = np.random.default_rng(seed)
+    denominators = bootstrap_means([np.asarray(denominator, dtype=float)], rng)
+    if (denominators <= 0).any():
+        return None
+    draws = bootstrap_means([np.asarray(numerator, dtype=float)], rng) / denominators
+    return [float(np.quantile(draws, 0.05)), float(np.quantile(draws, 0.95))]
 
 
 def _row_rank(name: str) -> tuple[int, str, int]:
@@ -88,7 +119,8 @@ def build_table(result_paths, reference: str = "random", ceiling: str = "oracle-
                      # (one hazard that kills most of them, or a spread) is not in the mean
                      "progress_episodes": {g: [float(e["progress"]) for e in result["games"][g].get("per_episode", [])]
                                            for g in result["games"]}})
-    ratios = {}
+    ratios, intervals = {}, {}
+    episodes_of = {row["policy"]: row["progress_episodes"] for row in rows}
     for base in (reference, ceiling, "vpt"):
         base_result = next((r for r in results if r["policy"].lower() == base), None)
         if base_result is None:
@@ -102,8 +134,10 @@ def build_table(result_paths, reference: str = "random", ceiling: str = "oracle-
                 if base == "vpt" and not result["policy"].lower().startswith(FINETUNED_PREFIXES):
                     continue
                 ratios.setdefault(f"vs {base}", {}).setdefault(game, {})[result["policy"]] = numerator / denominator
+                intervals.setdefault(f"vs {base}", {}).setdefault(game, {})[result["policy"]] = ratio_interval(
+                    episodes_of[result["policy"]].get(game, []), episodes_of[base_result["policy"]].get(game, []))
     settings = {(r["fps"], r["max_steps"]) for r in results}
-    return {"columns": columns, "rows": rows, "ratios": ratios,
+    return {"columns": columns, "rows": rows, "ratios": ratios, "ratio_intervals": intervals,
             "settings": [{"fps": fps, "max_steps": steps} for fps, steps in sorted(settings)],
             "sources": [str(p) for p in result_paths]}
 
@@ -119,10 +153,14 @@ def to_markdown(table: dict) -> str:
     lines = ["| policy | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
     for row in table["rows"]:
         lines.append(f"| {row['policy']} | " + " | ".join(_format(row["values"][label]) for label in labels) + " |")
+    def ratio(base, game, policy, value):
+        interval = table.get("ratio_intervals", {}).get(base, {}).get(game, {}).get(policy)
+        return f"{policy} {value:.2f}x" + (f" ({interval[0]:.2f}–{interval[1]:.2f})" if interval else "")
+
     for base, by_game in table["ratios"].items():
-        lines += ["", f"Mean progress relative to {base.removeprefix('vs ')}:", ""]
+        lines += ["", f"Mean progress relative to {base.removeprefix('vs ')} (90% interval over episodes):", ""]
         for game, by_policy in by_game.items():
-            lines.append(f"- {game}: " + ", ".join(f"{p} {r:.2f}x" for p, r in by_policy.items()))
+            lines.append(f"- {game}: " + ", ".join(ratio(base, game, p, r) for p, r in by_policy.items()))
     if table["settings"]:
         lines += ["", "Rollouts: " + "; ".join(f"{s['max_steps']} policy steps at {s['fps']:g} fps"
                                                for s in table["settings"]) + "."]
@@ -131,7 +169,6 @@ def to_markdown(table: dict) -> str:
 
 def plot(table: dict, path) -> None:
     import matplotlib
-    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -185,4 +185,4 @@ def test_result_table_orders_finetuned_rows_and_compares_them_with_vpt(tmp_path)
         {"vpt-bc-ft-smb1-1-2": 3.0, "vpt-rl-ft-smb1-1-2": 2.0, "rl-scratch-smb1-1-2": 1.5})
     assert "demonstrator" not in table["ratios"]["vs vpt"]["smb1:1-2"]
     assert table["rows"][0]["progress_episodes"] == {"smb1:1-1": [0.2, 0.2], "smb1:1-2": [0.1, 0.1]}
-    assert "Mean progress relative to vpt:" in to_markdown(table)
+    assert "Mean progress relative to vpt (90% interval over episodes):" in to_markdown(table)
