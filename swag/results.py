@@ -153,6 +153,7 @@ def to_markdown(table: dict) -> str:
     lines = ["| policy | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
     for row in table["rows"]:
         lines.append(f"| {row['policy']} | " + " | ".join(_format(row["values"][label]) for label in labels) + " |")
+
     def ratio(base, game, policy, value):
         interval = table.get("ratio_intervals", {}).get(base, {}).get(game, {}).get(policy)
         return f"{policy} {value:.2f}x" + (f" ({interval[0]:.2f}–{interval[1]:.2f})" if interval else "")

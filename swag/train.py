@@ -234,7 +234,8 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate)
     # The averaged weights are the ones validated and kept: they smooth the last ~1/(1 - decay)
-    # steps' noise, which a short CPU run that stops at a constant learning rate otherwise keeps.
+    # steps' noise, for long runs. A short run still learning fast gains nothing: at the demo's 400
+    # policy steps the average lagged and played no better (docs/experiments.md).
     ema = torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay)) if config.ema_decay else None
 
