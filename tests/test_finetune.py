@@ -1,7 +1,6 @@
 """Fine-tuning targets: config, recording selection, BC from a checkpoint (frozen trunk or not), the CLI,
 and the result table's fine-tuned rows."""
 
-import json
 import os
 import subprocess
 import sys
@@ -160,29 +159,3 @@ def test_cli_errors_are_one_line(tmp_path):
                              "--target", "smb1-1-2", "--out", str(tmp_path)], capture_output=True, text=True, env=env)
     assert result.returncode == 1 and "needs --checkpoint, or --from-scratch" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-
-
-def _results(path: Path, policy: str, progress: dict) -> Path:
-    games = {game: {"game": game.split(":")[0], "level": game.split(":")[1], "episodes": 2, "progress_mean": value,
-                    "progress_median": value, "progress_std": 0.0, "clear_mean": 0.0, "deaths_mean": 1.0,
-                    "per_episode": [{"episode": i, "progress": value} for i in range(2)]}
-             for game, value in progress.items()}
-    path.write_text(json.dumps({"format": "swag-rollouts", "policy": policy, "fps": 20, "max_steps": 60,
-                                "games": games}))
-    return path
-
-
-def test_result_table_orders_finetuned_rows_and_compares_them_with_vpt(tmp_path):
-    from swag.results import build_table, to_markdown
-
-    paths = [_results(tmp_path / f"{name}.json", name, {"smb1:1-1": a, "smb1:1-2": b}) for name, a, b in [
-        ("rl-scratch-smb1-1-2", 0.1, 0.15), ("vpt-rl-ft-smb1-1-2", 0.2, 0.2), ("demonstrator", 0.9, 0.4),
-        ("vpt-bc-ft-smb1-1-2", 0.25, 0.3), ("random", 0.2, 0.1), ("vpt", 0.3, 0.1)]]
-    table = build_table(paths)
-    assert [row["policy"] for row in table["rows"]] == [
-        "random", "vpt", "demonstrator", "vpt-bc-ft-smb1-1-2", "vpt-rl-ft-smb1-1-2", "rl-scratch-smb1-1-2"]
-    assert table["ratios"]["vs vpt"]["smb1:1-2"] == pytest.approx(
-        {"vpt-bc-ft-smb1-1-2": 3.0, "vpt-rl-ft-smb1-1-2": 2.0, "rl-scratch-smb1-1-2": 1.5})
-    assert "demonstrator" not in table["ratios"]["vs vpt"]["smb1:1-2"]
-    assert table["rows"][0]["progress_episodes"] == {"smb1:1-1": [0.2, 0.2], "smb1:1-2": [0.1, 0.1]}
-    assert "Mean progress relative to vpt (90% interval over episodes):" in to_markdown(table)
