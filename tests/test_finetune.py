@@ -1,5 +1,5 @@
-"""Fine-tuning targets: config, recording selection, BC from a checkpoint (frozen trunk or not), the CLI,
-and the result table's fine-tuned rows."""
+"""Fine-tuning targets: config, recording selection, BC from a checkpoint (frozen trunk or not), the CLI.
+The result table's fine-tuned rows are tested in test_results.py."""
 
 import os
 import subprocess
