@@ -153,8 +153,7 @@ def convert_recording(
 
             decoder = recording.iter_decoded(video_path)
             lines = open(jsonl_path, encoding="utf-8")
-            bar = tqdm(total=num_source, unit="frame", desc=f"convert {Path(prefix).name}", disable=not progress_bar,
-                       mininterval=1.0)
+            bar = tqdm(total=num_source, unit="frame", desc=f"convert {Path(prefix).name}", disable=not progress_bar)
             decoded = 0
             with bar, lines:
                 for frame in decoder:

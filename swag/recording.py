@@ -356,8 +356,7 @@ def record_episode(
         frame, info = env.reset(seed=int(seed))
         demo.reset(env, info)
         where = f"{game} {level}" if level else game
-        bar = tqdm(total=max_frames, unit="frame", desc=f"record {where} {style} {seed}", disable=not progress_bar,
-                   mininterval=1.0)
+        bar = tqdm(total=max_frames, unit="frame", desc=f"record {where} {style} {seed}", disable=not progress_bar)
         with bar, RecordingWriter(prefix, meta) as writer:
             for _ in range(max_frames):
                 action = demo.act(env, info)

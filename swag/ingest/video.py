@@ -429,8 +429,7 @@ def ingest_video(
     with StoreWriter(out, height=height, width=width, fps=fps, attrs=attrs, chunk_frames=chunk_frames,
                      has_actions=False, info_keys=("source_time",)) as writer:
         filled = 0
-        with tqdm(total=expected, unit="frame", desc=f"ingest {video.name}", disable=not progress,
-                  mininterval=1.0) as bar:
+        with tqdm(total=expected, unit="frame", desc=f"ingest {video.name}", disable=not progress) as bar:
             for frame, time in iter_resampled(video, fps):
                 if (frame.height, frame.width) != (info.height, info.width):
                     raise SwagError(f"{video}: frame size changes mid-video ({frame.width}x{frame.height})")
