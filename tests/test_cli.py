@@ -1,4 +1,5 @@
-"""The `swag` entry point: how bad invocations end (exit code, one clear message, no traceback)."""
+"""The `swag` entry point: how bad invocations end (exit code, one clear message, no traceback), and how
+its progress bars write into a log file."""
 
 import os
 import re
