@@ -409,8 +409,7 @@ def label_command(
     with tqdm(desc="label", unit="batch") as bar:
         def on_batch(done: int, total: int) -> None:
             bar.total = total
-            bar.n = done
-            bar.refresh()
+            bar.update(done - bar.n)  # redraws at the bar's interval, not at every batch
 
         label_store(video, model, out, batch_size, on_batch=on_batch, context=context)
     log.info("%s: labelled %s", out, video)

@@ -570,8 +570,8 @@ def finetune_rl(out_dir, game: str, level: str | None, config: RLConfig, fps: fl
             log.info("iteration %d: return %.2f progress %.3f clear %.2f kl %.4f", record["iteration"],
                      record["episode_return"], record["progress"], record["clear_rate"], record["kl_pretrained"])
             if bar is not None:
+                bar.set_postfix(ret=f"{record['episode_return']:.2f}", kl=f"{record['kl_pretrained']:.3f}", refresh=False)
                 bar.update(1)
-                bar.set_postfix(ret=f"{record['episode_return']:.2f}", kl=f"{record['kl_pretrained']:.3f}")
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         envs.close()

@@ -377,8 +377,9 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                 running_loss += loss_value.item()
                 running_count += 1
                 if bar is not None:
+                    # not refresh=True: a redraw per step would fill a job's log file (update draws at its interval)
+                    bar.set_postfix(loss=f"{loss_value.item():.4f}", refresh=False)
                     bar.update(1)
-                    bar.set_postfix(loss=f"{loss_value.item():.4f}")
                 if writer is not None:
                     writer.add_scalar("train/loss", loss_value.item(), state["step"])
                     writer.add_scalar("train/learning_rate", optimizer.param_groups[0]["lr"], state["step"])

@@ -1,5 +1,6 @@
-"""IDM labelling: window tiling, centre predictions, resume after an interrupt, bad input."""
+"""IDM labelling: window tiling, centre predictions, resume after an interrupt, bad input, its log."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -127,6 +128,19 @@ def test_stale_partial_from_another_model_is_discarded(model_path, tmp_path):
     fresh = label_store(video, other, tmp_path / "fresh.zarr", batch_size=1)
     assert np.array_equal(open_store(out, need_frames=False).group["probs"][:],
                           open_store(fresh, need_frames=False).group["probs"][:])
+
+
+def test_label_progress_into_a_log_file_redraws_rarely(model_path, tmp_path):
+    # stderr is a pipe here, as it is a file in a workflow job: the bar draws when it opens and when it
+    # closes, not at every batch (it did, whatever TQDM_MININTERVAL said)
+    video = write_video(tmp_path / "v.zarr", frames=200)
+    assert len(windows(200, TINY["sequence_length"], None)) > 30
+    swag = Path(sys.executable).with_name("swag")
+    result = subprocess.run([str(swag), "label", str(video), "--model", str(model_path), "--out",
+                             str(tmp_path / "l.zarr"), "--batch-size", "1"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    draws = [part for part in re.split(r"[\r\n]", result.stderr) if part.startswith("label:")]
+    assert 1 <= len(draws) <= 3, draws
 
 
 def test_video_with_other_resolution_is_refused(model_path, tmp_path):
