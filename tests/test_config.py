@@ -23,7 +23,7 @@ def test_shipped_configs_validate(name):
 def test_demo_overlay_validates_and_adds_to_the_demo():
     """config/demo-3x-play.yaml, merged into the demo as `--configfile` does, keeps the demo's
     recordings (so a demo run's stores are reused), triples the unlabelled play and trains the
-    policies longer (1,200 steps, as measured)."""
+    policies longer (2,400 steps, 3x the demo's)."""
     from snakemake.utils import update_config
 
     demo = config.load(ROOT / "config" / "demo.yaml")
@@ -37,7 +37,7 @@ def test_demo_overlay_validates_and_adds_to_the_demo():
     assert episodes(demo, False) < episodes(merged, False)
     assert len(episodes(merged, False)) == 3 * len(episodes(demo, False))
     assert episodes(merged, True) == episodes(demo, True)
-    assert merged["vpt"]["training"]["max_steps"] == 1200 > demo["vpt"]["training"]["max_steps"]
+    assert merged["vpt"]["training"]["max_steps"] == 2400 == 3 * demo["vpt"]["training"]["max_steps"]
     assert merged["idm"] == demo["idm"] and merged["evaluation"] == demo["evaluation"]
 
 
