@@ -2,7 +2,6 @@
 its progress bars write into a log file."""
 
 import os
-import re
 import subprocess
 import sys
 
@@ -54,11 +53,11 @@ def test_an_unknown_precision_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "labels.zarr").exists()
 
 
-def test_a_progress_bar_into_a_log_file_redraws_rarely(tmp_path):
+def test_a_progress_bar_into_a_log_file_redraws_rarely(tmp_path, progress_draws):
     # stderr is a pipe here, as it is a file in a workflow job: the bar draws when it opens and
     # when it closes, not ten times a second (a 2-3 s recording would otherwise draw ~25 times)
     done = run_swag("record", "--game", "smb1", "--level", "1-1", "--style", "speedy", "--seed", 1,
                     "--max-frames", 1800, "--out", tmp_path / "episode")
     assert done.returncode == 0, done.stderr
-    draws = [part for part in re.split(r"[\r\n]", done.stderr) if part.startswith("record ")]
+    draws = progress_draws(done.stderr, "record ")
     assert 1 <= len(draws) <= 3, draws

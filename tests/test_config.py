@@ -20,16 +20,22 @@ def test_shipped_configs_validate(name):
     assert config.recordings(loaded, "idm"), "a config must ask for labelled recordings"
 
 
+def with_overlays(*overlays):
+    """The demo config with config/OVERLAY files merged in, in order, as `--configfile` does."""
+    from snakemake.utils import update_config
+
+    merged = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    for overlay in overlays:
+        update_config(merged, yaml.safe_load((ROOT / "config" / overlay).read_text()))
+    return config.validate(merged, " + ".join(f"config/{overlay}" for overlay in overlays))
+
+
 def test_demo_overlay_validates_and_adds_to_the_demo():
     """config/demo-3x-play.yaml, merged into the demo as `--configfile` does, keeps the demo's
     recordings (so a demo run's stores are reused), triples the unlabelled play and trains the
     policies longer (2,400 steps, 3x the demo's)."""
-    from snakemake.utils import update_config
-
     demo = config.load(ROOT / "config" / "demo.yaml")
-    merged = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
-    update_config(merged, yaml.safe_load((ROOT / "config" / "demo-3x-play.yaml").read_text()))
-    merged = config.validate(merged, "config/demo-3x-play.yaml")
+    merged = with_overlays("demo-3x-play.yaml")
 
     def episodes(cfg, web):
         return {r["seed"] for r in config.recordings(cfg, "vpt") if r["web_video"] == web}
@@ -45,26 +51,18 @@ def test_labels_overlay_quadruples_the_labelled_play_and_composes_with_the_play_
     """config/demo-4x-labels.yaml keeps the demo's labelled recordings (and so its test split),
     adds 3 recordings for each of them in the training styles, and trains the IDM 3,000 steps; with
     demo-3x-play.yaml after it, each overlay changes only its own dataset."""
-    from snakemake.utils import update_config
-
-    def merged(*overlays):
-        merged = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
-        for overlay in overlays:
-            update_config(merged, yaml.safe_load((ROOT / "config" / overlay).read_text()))
-        return config.validate(merged, "+".join(overlays))
-
     def smb1_episodes(cfg, styles):
         return {r["seed"] for r in config.recordings(cfg, "idm") if r["game"] == "smb1" and r["style"] in styles}
 
     demo = config.load(ROOT / "config" / "demo.yaml")
-    both = merged("demo-4x-labels.yaml", "demo-3x-play.yaml")
+    both = with_overlays("demo-4x-labels.yaml", "demo-3x-play.yaml")
     training_styles = {"cautious", "speedy"}
     assert smb1_episodes(demo, training_styles) < smb1_episodes(both, training_styles)
     assert len(smb1_episodes(both, training_styles)) == 4 * len(smb1_episodes(demo, training_styles))
     assert smb1_episodes(both, {"jumpy"}) == smb1_episodes(demo, {"jumpy"})
     assert both["idm"]["training"]["max_steps"] == 3000 > demo["idm"]["training"]["max_steps"]
     assert both["idm"]["model"] == demo["idm"]["model"]
-    play = merged("demo-3x-play.yaml")
+    play = with_overlays("demo-3x-play.yaml")
     assert config.recordings(both, "vpt") == config.recordings(play, "vpt") != config.recordings(demo, "vpt")
     assert both["vpt"] == play["vpt"]
 

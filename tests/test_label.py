@@ -1,6 +1,5 @@
 """IDM labelling: window tiling, centre predictions, resume after an interrupt, bad input, its log."""
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -130,7 +129,7 @@ def test_stale_partial_from_another_model_is_discarded(model_path, tmp_path):
                           open_store(fresh, need_frames=False).group["probs"][:])
 
 
-def test_label_progress_into_a_log_file_redraws_rarely(model_path, tmp_path):
+def test_label_progress_into_a_log_file_redraws_rarely(model_path, tmp_path, progress_draws):
     # stderr is a pipe here, as it is a file in a workflow job: the bar draws when it opens and when it
     # closes, not at every batch (it did, whatever TQDM_MININTERVAL said)
     video = write_video(tmp_path / "v.zarr", frames=200)
@@ -139,7 +138,7 @@ def test_label_progress_into_a_log_file_redraws_rarely(model_path, tmp_path):
     result = subprocess.run([str(swag), "label", str(video), "--model", str(model_path), "--out",
                              str(tmp_path / "l.zarr"), "--batch-size", "1"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    draws = [part for part in re.split(r"[\r\n]", result.stderr) if part.startswith("label:")]
+    draws = progress_draws(result.stderr, "label:")
     assert 1 <= len(draws) <= 3, draws
 
 

@@ -247,7 +247,6 @@ def test_model_agent_from_a_train_checkpoint(tmp_path):
 
 import json  # noqa: E402
 import os  # noqa: E402
-import re  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -364,7 +363,7 @@ def open_store_conf(path):
 
 
 @pytest.mark.slow
-def test_train_vpt_resumes_after_sigterm_then_evaluates(vpt_dataset, tmp_path):
+def test_train_vpt_resumes_after_sigterm_then_evaluates(vpt_dataset, tmp_path, progress_draws):
     out = tmp_path / "vpt"
     args = ["train-vpt", "--config", vpt_dataset / "config.yaml", "--index", vpt_dataset / "index.json",
             "--labels", vpt_dataset / "labels", "--out", out, "--weighting", "drop", "--min-confidence", "0.5"]
@@ -384,7 +383,7 @@ def test_train_vpt_resumes_after_sigterm_then_evaluates(vpt_dataset, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f" {interrupted_at}/40 [00:00<?" in resumed.stderr  # the progress bar starts where it stopped
     # stderr is a pipe, as a job's log file is: the bar draws when it opens and closes, not at every step
-    draws = [part for part in re.split(r"[\r\n]", resumed.stderr) if part.startswith("train:")]
+    draws = progress_draws(resumed.stderr, "train:")
     assert 40 - interrupted_at > 10 and 1 <= len(draws) <= 3, draws
     log = json.loads((out / "train_log.json").read_text())
     assert log["steps"] == 40 and log["model_config"]["causal"] is True
