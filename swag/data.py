@@ -206,6 +206,24 @@ def class_weights(actions: np.ndarray, head: str, min_class_weight: float) -> to
 # --- augmentation --------------------------------------------------------------------------------
 
 
+def random_shift(frames: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shift each window by a random whole number of pixels, up to `max_shift` each way, the same
+    for all its frames (DrQ's pad-and-crop): the motion between frames, what the models read,
+    is kept, and the screen's absolute position, which they should not read, is jittered.
+    Edges repeat the border pixels.
+
+    frames: uint8 (B, T, H, W, 3) on any device -> uint8, same shape.
+    """
+    import torch.nn.functional as F
+
+    B, T, H, W, C = frames.shape
+    x = frames.permute(0, 1, 4, 2, 3).reshape(B, T * C, H, W).float()  # (B, T*3, H, W)
+    padded = F.pad(x, (max_shift,) * 4, mode="replicate")  # (B, T*3, H + 2s, W + 2s)
+    offsets = torch.randint(0, 2 * max_shift + 1, (B, 2), generator=generator).tolist()
+    x = torch.stack([padded[b, :, dy:dy + H, dx:dx + W] for b, (dy, dx) in enumerate(offsets)])
+    return x.view(B, T, C, H, W).permute(0, 1, 3, 4, 2).to(torch.uint8).contiguous()
+
+
 def augment(frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Make clean emulator windows look like web video: per window (the same for all its frames)
     a random zoom-and-shift crop resized back, colour jitter (brightness, contrast, saturation),

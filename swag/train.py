@@ -33,7 +33,8 @@ import torch
 import torch.distributed as dist
 
 from swag.actions import hold_limits
-from swag.data import WindowDataset, augment, class_weights, read_index, index_stores, split_fit_val
+from swag.data import (WindowDataset, augment, class_weights, random_shift, read_index, index_stores,
+                       split_fit_val)
 from swag.errors import EXIT_INTERRUPTED, SwagError, TrainingInterrupted
 from swag.model import PRECISIONS, ModelConfig, VPTModel, autocast
 from swag.store import atomic_save_figure, atomic_store_path, atomic_write_text, file_sha256
@@ -59,6 +60,7 @@ class TrainingConfig:
     eval_every: int = 0  # steps between validations (0: once per epoch)
     checkpoint_every: int = 200  # steps between checkpoints
     augment: bool = False  # web-video augmentation (swag.data.augment)
+    random_shift: int = 0  # pixels each way a window is shifted at random (swag.data.random_shift; 0: off)
     seed: int = 0
     num_workers: int = 0  # DataLoader worker processes per rank
     grad_clip: float = 1.0  # max gradient norm (0: off)
@@ -355,6 +357,8 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                 previous = previous.to(device, non_blocking=True)
                 if config.augment:
                     frames = augment(frames, augment_generator)
+                if config.random_shift:
+                    frames = random_shift(frames, config.random_shift, augment_generator)
                 with autocast(device, config.precision):
                     logits, _ = model(frames, previous=previous)
                 loss = raw_model.loss(logits, actions, weights)

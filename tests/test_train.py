@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from swag.actions import hold_limits
+from swag.data import random_shift
 from swag.errors import SwagError
 from swag.model import ModelConfig
 from swag.store import StoreWriter, open_store
@@ -146,6 +147,27 @@ def test_cosine_schedule_warms_up_then_decays_to_a_tenth():
         TrainingConfig(lr_schedule="linear")
 
 
+
+def test_random_shift_translates_each_window_as_a_whole():
+    frames = torch.randint(0, 256, (6, 4, 30, 32, 3), dtype=torch.uint8)
+    shifted = random_shift(frames, 3, torch.Generator().manual_seed(0))
+    assert shifted.shape == frames.shape and shifted.dtype == torch.uint8
+    offsets = []
+    for window, original in zip(shifted, frames):
+        # the inside of the window is the original moved by one (dy, dx) for all its frames
+        matches = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)
+                   if torch.equal(window[:, 3:-3, 3:-3], original[:, 3 + dy:27 + dy, 3 + dx:29 + dx])]
+        assert len(matches) == 1
+        offsets.append(matches[0])
+    assert len(set(offsets)) > 1  # windows get their own shifts
+    # a pixel pushed in from beyond the edge repeats the border
+    dy, dx = offsets[0]
+    if dy > 0:
+        assert torch.equal(shifted[0, :, -1], frames[0, :, -1])
+    elif dy < 0:
+        assert torch.equal(shifted[0, :, 0], frames[0, :, 0])
+    assert torch.equal(random_shift(frames, 3, torch.Generator().manual_seed(0)), shifted)
+
 SCRIPT = """
 import logging, sys, torch
 torch.set_num_threads(1)
@@ -154,7 +176,7 @@ from swag.model import ModelConfig
 from swag.train import TrainingConfig, TrainingInterrupted, train, EXIT_INTERRUPTED
 out, max_steps, fit, val = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","), sys.argv[4].split(",")
 config = TrainingConfig(batch_size=4, learning_rate=3e-3, stride=2, epochs=1000, max_steps=max_steps, eval_every=5,
-                        checkpoint_every=7, patience=1000, seed=3, augment=True, lr_schedule="cosine",
+                        checkpoint_every=7, patience=1000, seed=3, augment=True, random_shift=2, lr_schedule="cosine",
                         warmup_steps=10, ema_decay=0.9)
 try:
     train(ModelConfig(**{tiny}), config, out, fit, val, progress=False)
