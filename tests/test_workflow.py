@@ -1,5 +1,6 @@
 """The Snakemake workflow: lint-clean, a dry run lists the DAG, a bad config fails in one line."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,40 @@ def test_empty_source_folder_is_one_line_error(tmp_path):
     result = _snakemake("-n", "--configfile", str(config))
     assert result.returncode != 0
     assert f"{empty}: sources.0 (fm2) folder holds no input files" in result.stdout + result.stderr
+
+
+def _dry_run_jobs(*args) -> list[dict]:
+    """Each job of a dry run as {"rule", "threads", "priority", "wildcards"} from snakemake's listing."""
+    result = _snakemake("-n", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = []
+    for line in (result.stdout + result.stderr).splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            jobs.append({"rule": line.split()[1].rstrip(":"), "threads": 1, "priority": 0, "wildcards": {}})
+        elif jobs and line.startswith("    ") and ": " in line:
+            key, value = line.strip().split(": ", 1)
+            if key in ("threads", "priority"):
+                jobs[-1][key] = int(value)
+            elif key == "wildcards":
+                jobs[-1][key] = dict(pair.split("=", 1) for pair in value.split(", "))
+    return jobs
+
+
+def test_local_profile_runs_the_longest_chain_first_on_at_most_half_the_cores():
+    jobs = _dry_run_jobs("--profile", "profiles/local", "all", "--cores", "64")
+    half = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert max(job["threads"] for job in jobs) <= half
+    assert [job["threads"] for job in jobs if job["rule"] == "train_idm"] == [min(8, half)]
+
+    def priority(rule, **wildcards):
+        found = {job["priority"] for job in jobs
+                 if job["rule"] == rule and wildcards.items() <= job["wildcards"].items()}
+        assert len(found) == 1, (rule, wildcards, found)
+        return found.pop()
+
+    chain = [priority("record_demonstration", dataset="idm"), priority("convert_recording", dataset="idm"),
+             priority("train_idm"), priority("label"), priority("train_vpt", policy="vpt"),
+             priority("finetune_bc"), priority("finetune_rl", method="rl")]
+    off_chain = [priority("record_demonstration", dataset="vpt"), priority("train_vpt", policy="oracle-bc"),
+                 priority("finetune_rl", method="rl-scratch"), priority("evaluate_vpt", policy="random")]
+    assert min(chain) > max(off_chain)

@@ -82,6 +82,18 @@ for name, target in FINETUNE_TARGETS.items():
 POLICIES = ["random", *POLICIES_TRAINED, "demonstrator", *FINETUNED]
 
 
+# The DAG's longest chain: the labelled play, the IDM, its labels, the VPT policy and its
+# fine-tunings. Its jobs go first whenever several are ready, so that the jobs off it (the other
+# recordings, oracle-BC, the baselines' evaluations) fill the cores beside it instead of
+# delaying it.
+ON_THE_LONGEST_CHAIN = 10
+
+
+def longest_chain_priority(wildcards):
+    on_chain = (wildcards.get("dataset") == "idm" or wildcards.get("policy") == "vpt"
+                or wildcards.get("method") == "rl")
+    return ON_THE_LONGEST_CHAIN if on_chain else 0
+
 def check_finetune_data():
     """BC fine-tuning with no labelled play of its target to learn from is a config error, found now."""
     for number, target in enumerate(config.get("finetune", {}).get("targets", [])):

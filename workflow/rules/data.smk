@@ -12,6 +12,7 @@ rule record_demonstration:
         seed=recording_arg("seed"),
         max_frames=recording_arg("max_frames"),
         prefix=subpath(output.meta, strip_suffix=".json"),
+    priority: longest_chain_priority
     conda:
         SWAG_ENV
     benchmark:
@@ -37,6 +38,7 @@ rule convert_recording:
         width=config["data"]["resolution"]["x"],
         fps=config["data"]["fps"],
         chunk_frames=config["data"]["chunk_frames"],
+    priority: longest_chain_priority
     conda:
         SWAG_ENV
     benchmark:
@@ -85,6 +87,7 @@ rule index_dataset:
             if wildcards.dataset == "idm"
             else ""
         ),
+    priority: longest_chain_priority
     conda:
         SWAG_ENV
     log:

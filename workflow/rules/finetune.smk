@@ -43,6 +43,7 @@ rule finetune_bc:
     threads: 8
     resources:
         gpu=0,
+    priority: ON_THE_LONGEST_CHAIN
     conda:
         SWAG_ENV
     benchmark:
@@ -78,6 +79,7 @@ rule finetune_rl:
     threads: lambda wildcards: 1 + FINETUNE_TARGETS[wildcards.target].get("rl", {}).get("envs", 4)
     resources:
         gpu=0,
+    priority: longest_chain_priority
     conda:
         SWAG_ENV
     benchmark:

@@ -21,6 +21,7 @@ rule train_idm:
     threads: 8
     resources:
         gpu=0,
+    priority: ON_THE_LONGEST_CHAIN
     conda:
         SWAG_ENV
     benchmark:
@@ -67,6 +68,7 @@ rule label:
     threads: 2
     resources:
         gpu=0,
+    priority: ON_THE_LONGEST_CHAIN
     conda:
         SWAG_ENV
     benchmark:

@@ -28,6 +28,7 @@ rule train_vpt:
     threads: 8
     resources:
         gpu=0,
+    priority: longest_chain_priority
     conda:
         SWAG_ENV
     benchmark:
