@@ -133,6 +133,7 @@ def test_local_profile_runs_the_longest_chain_first_on_at_most_half_the_cores():
         return found.pop()
 
     chain = [priority("record_demonstration", dataset="idm"), priority("convert_recording", dataset="idm"),
+             priority("index_dataset", dataset="idm"), priority("stage_config", stage="idm"),
              priority("train_idm"), priority("label"), priority("train_vpt", policy="vpt"),
              priority("finetune_bc"), priority("finetune_rl", method="rl")]
     off_chain = [priority("record_demonstration", dataset="vpt"), priority("train_vpt", policy="oracle-bc"),

@@ -90,7 +90,7 @@ ON_THE_LONGEST_CHAIN = 10
 
 
 def longest_chain_priority(wildcards):
-    on_chain = (wildcards.get("dataset") == "idm" or wildcards.get("policy") == "vpt"
+    on_chain = ("idm" in (wildcards.get("dataset"), wildcards.get("stage")) or wildcards.get("policy") == "vpt"
                 or wildcards.get("method") == "rl")
     return ON_THE_LONGEST_CHAIN if on_chain else 0
 

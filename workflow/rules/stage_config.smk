@@ -15,6 +15,7 @@ rule stage_config:
         section=lambda wildcards: json.dumps(config[wildcards.stage], sort_keys=True),
     wildcard_constraints:
         stage="idm|vpt",
+    priority: longest_chain_priority
     conda:
         SWAG_ENV
     log:
