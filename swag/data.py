@@ -208,9 +208,9 @@ def class_weights(actions: np.ndarray, head: str, min_class_weight: float) -> to
 
 def random_shift(frames: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Shift each window by a random whole number of pixels, up to `max_shift` each way, the same
-    for all its frames (DrQ's pad-and-crop): the motion between frames, what the models read,
-    is kept, and the screen's absolute position, which they should not read, is jittered.
-    Edges repeat the border pixels.
+    for all its frames (DrQ's pad-and-crop): the motion between frames is kept and the screen's
+    absolute position is jittered. Edges repeat the border pixels. On SMB it made both policies
+    play worse (docs/experiments.md, "Random shifts"), so it is off unless a config asks.
 
     frames: uint8 (B, T, H, W, 3) on any device -> uint8, same shape.
     """

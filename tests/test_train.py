@@ -147,7 +147,6 @@ def test_cosine_schedule_warms_up_then_decays_to_a_tenth():
         TrainingConfig(lr_schedule="linear")
 
 
-
 def test_random_shift_translates_each_window_as_a_whole():
     frames = torch.randint(0, 256, (6, 4, 30, 32, 3), dtype=torch.uint8)
     shifted = random_shift(frames, 3, torch.Generator().manual_seed(0))
@@ -160,13 +159,14 @@ def test_random_shift_translates_each_window_as_a_whole():
         assert len(matches) == 1
         offsets.append(matches[0])
     assert len(set(offsets)) > 1  # windows get their own shifts
-    # a pixel pushed in from beyond the edge repeats the border
-    dy, dx = offsets[0]
-    if dy > 0:
-        assert torch.equal(shifted[0, :, -1], frames[0, :, -1])
-    elif dy < 0:
-        assert torch.equal(shifted[0, :, 0], frames[0, :, 0])
+    # pixels pushed in from beyond the edge repeat the border row
+    assert any(dy for dy, _ in offsets)
+    for window, original, (dy, dx) in zip(shifted, frames, offsets):
+        if dy:
+            edge = -1 if dy > 0 else 0
+            assert torch.equal(window[:, edge, 3:-3], original[:, edge, 3 + dx:29 + dx])
     assert torch.equal(random_shift(frames, 3, torch.Generator().manual_seed(0)), shifted)
+
 
 SCRIPT = """
 import logging, sys, torch

@@ -94,6 +94,7 @@ def longest_chain_priority(wildcards):
                 or wildcards.get("method") == "rl")
     return ON_THE_LONGEST_CHAIN if on_chain else 0
 
+
 def check_finetune_data():
     """BC fine-tuning with no labelled play of its target to learn from is a config error, found now."""
     for number, target in enumerate(config.get("finetune", {}).get("targets", [])):
