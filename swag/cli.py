@@ -79,7 +79,8 @@ def record_command(
     game: Annotated[str, typer.Option(help="Game name (see `swag games`).")],
     out: Annotated[Path, typer.Option(help="Recording prefix: writes OUT.mp4, OUT.jsonl and OUT.json.")],
     level: Annotated[str, typer.Option(help="Level, e.g. 1-1; empty for games without levels.")] = "",
-    style: Annotated[str, typer.Option(help="Demonstrator style: cautious, speedy or jumpy.")] = "cautious",
+    style: Annotated[str, typer.Option(help="Demonstrator style: cautious, speedy, jumpy or "
+                                                   "explorer (SMB: brakes at random moments).")] = "cautious",
     seed: Annotated[int, typer.Option(help="Seed of the demonstrator and the emulator reset.")] = 0,
     max_frames: Annotated[int, typer.Option(help="Stop after this many frames (60 per second).")] = 4000,
 ) -> None:
@@ -121,11 +122,14 @@ def index_command(
     test_fraction: Annotated[float, typer.Option(help="Share of recordings (by stable hash) in the test split.")] = 0.2,
     heldout_style: Annotated[Optional[list[str]], typer.Option(help="Style kept out of training as the "
                                                                    "unseen_style split; repeatable.")] = None,
+    train_only_style: Annotated[Optional[list[str]], typer.Option(help="Style whose recordings all train, none "
+                                                                       "tested (coverage play such as "
+                                                                       "explorer); repeatable.")] = None,
 ) -> None:
     """Index a dataset's stores and split them by recording into train / test / unseen_style."""
     from swag.index import build_index, write_index
 
-    index = build_index(dataset, stores, test_fraction, heldout_style or ())
+    index = build_index(dataset, stores, test_fraction, heldout_style or (), train_only_style or ())
     write_index(index, out)
     log.info("%s: %d stores, frames per split %s", out, len(index["stores"]), index["summary"]["frames_per_split"])
 

@@ -42,6 +42,7 @@ def build_index(
     store_paths: Iterable[str | os.PathLike],
     test_fraction: float,
     heldout_styles: Iterable[str] = (),
+    train_only_styles: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The index of a dataset (see docs/design.md): stores with their split, plus a summary."""
     store_paths = [os.fspath(path) for path in store_paths]
@@ -53,6 +54,9 @@ def build_index(
     if duplicates:
         raise SwagError(f"{duplicates[0]}: store listed twice")
     heldout = set(heldout_styles)
+    train_only = set(train_only_styles)
+    if heldout & train_only:
+        raise SwagError(f"dataset {dataset}: style {sorted(heldout & train_only)[0]!r} is both held out and train-only")
 
     entries, draws = [], []
     shape = None  # (fps, height, width) shared by all stores
@@ -78,7 +82,7 @@ def build_index(
         if attrs.get("truth"):
             entry["truth"] = attrs["truth"]
         draw = split_draw(episode)
-        if entry["split"] == "train" and draw < test_fraction:
+        if entry["split"] == "train" and draw < test_fraction and entry["style"] not in train_only:
             entry["split"] = "test"
         entries.append(entry)
         draws.append(draw)
@@ -88,8 +92,9 @@ def build_index(
     seen = [i for i, entry in enumerate(entries) if entry["split"] != "unseen_style"]
     if seen and not any(entries[i]["split"] == "train" for i in seen):
         entries[max(seen, key=lambda i: draws[i])]["split"] = "train"
-    if len(seen) >= 2 and test_fraction > 0 and not any(entries[i]["split"] == "test" for i in seen):
-        entries[min(seen, key=lambda i: draws[i])]["split"] = "test"
+    testable = [i for i in seen if entries[i]["style"] not in train_only]
+    if len(seen) >= 2 and testable and test_fraction > 0 and not any(entries[i]["split"] == "test" for i in seen):
+        entries[min(testable, key=lambda i: draws[i])]["split"] = "test"
 
     fps, height, width = shape
     return {
@@ -99,6 +104,7 @@ def build_index(
         "width": width,
         "test_fraction": test_fraction,
         "heldout_styles": sorted(heldout),
+        "train_only_styles": sorted(train_only),
         "stores": entries,
         "summary": summarize(entries),
     }

@@ -104,10 +104,10 @@ class DemonstratorAgent(Agent):
     acts_every_frame = True
 
     def __init__(self, game: str, style: str = "cautious", name: str = "demonstrator"):
-        from swag.demonstrators import STYLES, make_demonstrator
+        from swag.demonstrators import PLAY_STYLES, make_demonstrator
 
         self.game, self.style, self.name = game, style, name
-        self.styles = tuple(STYLES) if style == "mixed" else (style,)
+        self.styles = PLAY_STYLES if style == "mixed" else (style,)
         self._make = make_demonstrator
         for each in self.styles:  # fail now, not in a worker, for an unknown game or style
             self._make(game, each, 0)

@@ -193,6 +193,25 @@ def test_index_split_is_stable_when_recordings_are_added(tmp_path):
     assert json.loads((tmp_path / "index" / "idm.json").read_text()) == bigger
 
 
+def test_train_only_styles_train_and_leave_the_other_splits_as_they_were(tmp_path):
+    styles = ("cautious", "speedy", "explorer")
+    paths_ = [tiny_store(tmp_path / f"ep{i:02d}.zarr", styles[i % 3]) for i in range(30)]
+    without = {e["path"]: e["split"] for e in build_index("idm", paths_, 0.25, [])["stores"]}
+    index = build_index("idm", paths_, 0.25, [], ["explorer"])
+    splits = {e["path"]: e["split"] for e in index["stores"]}
+    explorer = [p for i, p in enumerate(paths_) if styles[i % 3] == "explorer"]
+    assert "test" in [without[p] for p in explorer]  # the hash alone would test some of them
+    assert all(splits[p] == "train" for p in explorer)
+    assert {p: s for p, s in splits.items() if p not in explorer} == {p: s for p, s in without.items() if p not in explorer}
+    assert index["train_only_styles"] == ["explorer"]
+    # a dataset whose testable part is one recording still gets a test split, never a train-only one
+    few = [tiny_store(tmp_path / "c.zarr", "cautious"), *explorer[:3]]
+    assert [e["split"] for e in build_index("idm", few, 0.01, [], ["explorer"])["stores"]
+            if e["style"] == "cautious"] == ["test"]
+    with pytest.raises(SwagError, match="'explorer' is both held out and train-only"):
+        build_index("idm", paths_, 0.25, ["explorer"], ["explorer"])
+
+
 def test_index_small_datasets_get_train_and_test(tmp_path):
     for n in (2, 3):
         paths_ = [tiny_store(tmp_path / f"n{n}_{i}.zarr", "cautious") for i in range(n)]

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from swag import games
-from swag.actions import BIT, to_multihot
-from swag.demonstrators import DEMONSTRATORS, STYLES, make_demonstrator, play_episode
+from swag.actions import BIT, BUTTONS, to_multihot
+from swag.demonstrators import DEMONSTRATORS, PLAY_STYLES, STYLES, make_demonstrator, play_episode
+from swag.demonstrators.base import STYLE_TABLE
 from swag.errors import SwagError
 
 
@@ -70,6 +71,19 @@ def test_smb_styles_differ_and_look_human():
     assert stats["cautious"]["idle"] > 2 * stats["speedy"]["idle"]  # it stops and waits
     assert stats["jumpy"]["jumps_per_second"] > 1.2 * stats["cautious"]["jumps_per_second"]
     assert stats["jumpy"]["taps"] > 1.5 * stats["cautious"]["taps"]
+
+
+def test_explorer_brakes_at_random_moments_and_the_play_styles_never_do():
+    actions, summary = actions_of("smb1", "1-1", "explorer", 1, 1500)
+    pressed = to_multihot(actions)
+    left, right, a = pressed[:, BUTTONS.index("left")], pressed[:, BUTTONS.index("right")], pressed[:, 0]
+    spells = np.flatnonzero(np.diff(np.concatenate([[0], left.astype(np.int8)])) == 1)
+    assert left.mean() > 0.05 and len(spells) >= 5  # the play styles hold left in 0-2% of frames
+    assert np.any(left & a)  # brakes in jumps too, not only on the ground
+    assert not np.any(left & right)
+    assert summary["x_max"] > 400
+    assert all(STYLE_TABLE[style].brake_per_second == 0 for style in PLAY_STYLES)
+    assert set(PLAY_STYLES) | {"explorer"} == set(STYLES)
 
 
 def test_tetris_b_starts_with_25_lines_and_runs():

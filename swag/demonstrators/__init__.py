@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from swag import games
-from swag.demonstrators.base import STYLE_TABLE, STYLES, Demonstrator
+from swag.demonstrators.base import PLAY_STYLES, STYLE_TABLE, STYLES, Demonstrator
 from swag.demonstrators.platformer import RunAndJumpPlayer
 from swag.demonstrators.smb import SMBPlayer
 from swag.demonstrators.tetris import TetrisPlayer
@@ -68,4 +68,4 @@ def play_episode(game: str, level: str | None, style: str, seed: int, max_frames
     return {**info["progress"], "frames": frames}
 
 
-__all__ = ["DEMONSTRATORS", "STYLES", "Demonstrator", "make_demonstrator", "play_episode"]
+__all__ = ["DEMONSTRATORS", "PLAY_STYLES", "STYLES", "Demonstrator", "make_demonstrator", "play_episode"]

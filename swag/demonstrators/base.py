@@ -19,7 +19,9 @@ from swag.actions import BIT
 A, B, SELECT, START = BIT["A"], BIT["B"], BIT["select"], BIT["start"]
 UP, DOWN, LEFT, RIGHT = BIT["up"], BIT["down"], BIT["left"], BIT["right"]
 
-STYLES: tuple[str, ...] = ("cautious", "speedy", "jumpy")
+STYLES: tuple[str, ...] = ("cautious", "speedy", "jumpy", "explorer")
+# the styles that play to win; "explorer" plays to show the IDM the pad (see its Style)
+PLAY_STYLES: tuple[str, ...] = ("cautious", "speedy", "jumpy")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class Style:
     waits_for_enemies: bool  # stops and lets walking enemies come, then jumps on them
     jump_lead: tuple[int, int]  # pixels before an obstacle at which the jump starts
     enemy_lead: tuple[int, int]  # frames before touching a walking enemy at which the jump starts
+    # SMB: spells of holding left instead of right, at random moments (on the ground, in the air,
+    # running): the brakes and steps back that play to win makes rare and ties to a few places
+    brake_per_second: float = 0.0
+    brake_length: tuple[int, int] = (3, 30)
 
 
 STYLE_TABLE: dict[str, Style] = {
@@ -56,6 +62,12 @@ STYLE_TABLE: dict[str, Style] = {
                    pause_per_second=0.06, pause_length=(8, 24), backstep_share=0.25,
                    idle_jump_per_second=3.0, idle_jump_hold=(4, 10), waits_for_enemies=False,
                    jump_lead=(8, 22), enemy_lead=(10, 15)),
+    # labelled play for the IDM rather than play to win: an inverse dynamics model can only learn
+    # a button from presses it has seen, in the places they happen
+    "explorer": Style("explorer", reaction=(9, 16), run_share=0.5, run_stretch=(60, 240),
+                      pause_per_second=0.1, pause_length=(8, 30), backstep_share=0.3,
+                      idle_jump_per_second=0.3, idle_jump_hold=(6, 20), waits_for_enemies=False,
+                      jump_lead=(8, 22), enemy_lead=(9, 14), brake_per_second=0.3, brake_length=(3, 30)),
 }
 
 

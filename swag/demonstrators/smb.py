@@ -84,6 +84,7 @@ class SMBPlayer(Demonstrator):
         self.pressed = 0
         self.stuck = 0
         self.ahead = []
+        self.brake_left = 0  # frames of a random brake (explorer) still to hold
 
     # --- what Mario sees ---------------------------------------------------------------------------
 
@@ -285,6 +286,11 @@ class SMBPlayer(Demonstrator):
         return self._press(move)
 
     def _press(self, buttons: int) -> int:
+        if self.brake_left > 0 or self.chance_per_frame(self.params.brake_per_second):
+            # the decision stands (a jump keeps its A), only the direction turns round
+            self.brake_left = self.brake_left - 1 if self.brake_left > 0 else self.frames(self.params.brake_length) - 1
+            if buttons & RIGHT:
+                buttons = (buttons & ~RIGHT) | LEFT
         self.a_was_down = bool(buttons & A)
         self.pressed = buttons
         return buttons

@@ -87,6 +87,11 @@ rule index_dataset:
             if wildcards.dataset == "idm"
             else ""
         ),
+        train_only=lambda wildcards: (
+            " ".join(f"--train-only-style {style}" for style in config["data"].get("train_only_styles", []))
+            if wildcards.dataset == "idm"
+            else ""
+        ),
     priority: longest_chain_priority
     conda:
         SWAG_ENV
@@ -94,6 +99,7 @@ rule index_dataset:
         "logs/index_dataset/{dataset}.log",
     shell:
         "python -m swag index --dataset {wildcards.dataset} --test-fraction {params.test_fraction} {params.heldout}"
+        " {params.train_only}"
         " --out {output.index} {input.stores} > {log} 2>&1"
 
 
