@@ -324,6 +324,18 @@ def test_random_agent_draws_per_game_from_the_labelled_plays_true_actions(vpt_da
     with pytest.raises(SwagError, match="no true actions"):
         demonstrated_actions(vpt_dataset / "index.json")  # unlabelled video: no actions to draw from
 
+    # coverage play trains the IDM but is not how players press: the baseline leaves it out
+    index = read_index(vpt_dataset / "labelled.json")
+    kept = {entry["style"] for entry in index["stores"] if entry["split"] == "train"}
+    dropped = sorted(kept)[0]
+    expected_without = set()
+    for entry in index["stores"]:
+        if entry["split"] == "train" and entry["style"] != dropped:
+            expected_without |= set(np.unique(open_store(entry["path"], need_frames=False).actions[:]).tolist())
+    (vpt_dataset / "coverage.json").write_text(json.dumps({**index, "train_only_styles": [dropped]}))
+    assert expected_without != expected  # else this would not tell leaving out from keeping
+    assert demonstrated_actions(vpt_dataset / "coverage.json") == {"smb1": sorted(expected_without)}
+
     spec = AgentSpec("random", "random", actions={"smb1": [128, 130]})
     agent = make_agent(spec, "smb1")
     agent.reset(0)
