@@ -76,7 +76,7 @@ def test_smb_styles_differ_and_look_human():
 def test_explorer_brakes_at_random_moments_and_the_play_styles_never_do():
     actions, summary = actions_of("smb1", "1-1", "explorer", 1, 1500)
     pressed = to_multihot(actions)
-    left, right, a = pressed[:, BUTTONS.index("left")], pressed[:, BUTTONS.index("right")], pressed[:, 0]
+    left, right, a = (pressed[:, BUTTONS.index(button)] for button in ("left", "right", "A"))
     spells = np.flatnonzero(np.diff(np.concatenate([[0], left.astype(np.int8)])) == 1)
     assert left.mean() > 0.05 and len(spells) >= 5  # the play styles hold left in 0-2% of frames
     assert np.any(left & a)  # brakes in jumps too, not only on the ground
