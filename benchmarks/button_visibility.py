@@ -1,6 +1,6 @@
 """Which button presses can an IDM see at all? A counterfactual ceiling, measured in the emulator.
 
-    python benchmarks/button_visibility.py [RUN_DIR] [--horizon 3] [--split test]
+    python benchmarks/button_visibility.py [RUN_DIR] [--horizon 3] [--split test] [--whole-press]
 
 For every SMB recording of the IDM's `test` split (results/index/idm.json of a finished run), the
 recording is replayed in the emulator from its seed and actions. At each store frame k (data.fps,
@@ -13,7 +13,9 @@ leaves the frames identical, so no IDM can label it from the frames that follow 
 that act at once (left's brake, A's jump) the visible fraction bounds the IDM's recall. Buttons that
 act through momentum (right, B's run) mostly show only when held for many frames: a one-step release
 changes little, and the IDM reads them from the speed of the whole window instead, so for them the
-fraction is no ceiling.
+fraction is no ceiling. `--whole-press` measures theirs: each press is released for all of its
+store frames at once, and it is visible when any store frame from its second to `horizon` after its
+last differs.
 
 It prints, per button, the held frames, the visible fraction, and the run's IDM F1 on all frames
 and on visible presses only (invisible presses left out: the ceiling-adjusted score), labelled as
@@ -33,10 +35,13 @@ BUTTONS_SHOWN = ("right", "left", "A", "B")
 
 
 def replay_visibility(prefix: Path, store_frames, height: int, width: int, fps: float,
-                      horizon: int) -> tuple[dict, int]:
+                      horizon: int, whole_press: bool = False) -> tuple[dict, int]:
     """Per button, int16 (T_store,): for each held press of one recording, the largest pixel
     difference its release makes to the next `horizon` store frames (-1 where not held); and how
     many replayed store frames differ from the store (0 when the replay is faithful).
+    `whole_press`: release each press for all its store frames at once instead of one at a time,
+    and compare every store frame from the press's second to `horizon` after its last; every frame
+    of the press gets that one difference (a press that changes nothing is invisible as a whole).
 
     The recorded play runs in one emulator; the two branches run in a second one loaded with the
     first's state, because an emulator that has loaded states renders frames that differ from an
@@ -75,6 +80,11 @@ def replay_visibility(prefix: Path, store_frames, height: int, width: int, fps: 
         return shown
 
     effect = {name: np.full(T, -1, np.int16) for name in BUTTONS_SHOWN}
+    press_last = {}  # per button, store frame of each press's start -> its last held store frame
+    for name in BUTTONS_SHOWN:
+        column = np.concatenate([[False], held[:, nes_actions.BUTTONS.index(name)], [False]]).astype(np.int8)
+        edges = np.flatnonzero(np.diff(column))
+        press_last[name] = dict(zip(edges[::2].tolist(), (edges[1::2] - 1).tolist()))
     mismatches = 0
     try:
         frame, _ = env.reset(seed=int(meta["seed"]))
@@ -83,8 +93,27 @@ def replay_visibility(prefix: Path, store_frames, height: int, width: int, fps: 
             start, stop = spans[k]
             if np.abs(small(frame) - np.asarray(store_frames[k], np.int16)).max() > 0:
                 mismatches += 1
+            if whole_press:
+                snapshot = None
+                for name in BUTTONS_SHOWN:
+                    last = press_last[name].get(k)
+                    end_k = min(last + horizon, T - 1) if last is not None else k
+                    if end_k <= k:
+                        continue
+                    if snapshot is None:
+                        snapshot = env.unwrapped.dump_state()
+                    end, wanted = spans[end_k][0], set(spans[k + 1:end_k + 1, 0].tolist())
+                    nes.load_state(snapshot)
+                    recorded = [s for i, s in play(start, end) if i in wanted]
+                    nes.load_state(snapshot)
+                    released = [s for i, s in play(start, end, nes_actions.BIT[name], spans[last][1]) if i in wanted]
+                    if len(released) != len(recorded):
+                        effect[name][k:last + 1] = 255
+                    else:
+                        effect[name][k:last + 1] = max((int(np.abs(a - b).max()) for a, b in zip(recorded, released)),
+                                                       default=0)
             end_k = min(k + horizon, T - 1)
-            if end_k > k:
+            if end_k > k and not whole_press:
                 end = spans[end_k][0]  # source frame shown as store frame k + horizon
                 wanted = set(spans[k + 1:end_k + 1, 0].tolist())
                 snapshot = env.unwrapped.dump_state()
@@ -116,6 +145,9 @@ def main() -> None:
     parser.add_argument("--threshold", type=int, nargs="+", default=[0, 8],
                         help="pixel differences (0-255) above which a press counts as visible")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--whole-press", action="store_true",
+                        help="release each press for its whole length, not one store frame: the ceiling for "
+                             "buttons that act through momentum (right, B)")
     args = parser.parse_args()
 
     import numpy as np
@@ -139,16 +171,17 @@ def main() -> None:
         store = open_store(entry["path"])
         prefix = Path("results/raw/idm") / entry["game"] / Path(entry["path"]).stem
         effect, mismatches = replay_visibility(prefix, store.frames, store.height, store.width, store.fps,
-                                               args.horizon)
+                                               args.horizon, args.whole_press)
         mismatched, frames = mismatched + mismatches, frames + len(store)
         truth.append(to_multihot(np.asarray(store.actions[:])).astype(bool))
         predicted.append(to_multihot(predict_store(model, store.frames)[0]).astype(bool))
         for name in BUTTONS_SHOWN:
             visible[name].append(effect[name])
     truth, predicted = np.concatenate(truth), np.concatenate(predicted)
+    released = "the whole press" if args.whole_press else "it for one store frame"
     print(f"{frames} store frames of {args.split} SMB recordings; the replay differs from the store on {mismatched}; "
-          f"a press is visible when releasing it changes a pixel of the next {args.horizon} store frames by more "
-          "than the threshold")
+          f"a press is visible when releasing {released} changes a pixel of the next {args.horizon} store frames "
+          "by more than the threshold")
     print(f"{'button':7} {'held':>6} {'F1 all':>7} {'threshold':>9} {'visible':>8} {'F1 visible':>10} {'recall visible':>14}")
     for name in BUTTONS_SHOWN:
         b = BUTTONS.index(name)
