@@ -93,41 +93,30 @@ def replay_visibility(prefix: Path, store_frames, height: int, width: int, fps: 
             start, stop = spans[k]
             if np.abs(small(frame) - np.asarray(store_frames[k], np.int16)).max() > 0:
                 mismatches += 1
-            if whole_press:
-                snapshot = None
-                for name in BUTTONS_SHOWN:
-                    last = press_last[name].get(k)
-                    end_k = min(last + horizon, T - 1) if last is not None else k
-                    if end_k <= k:
-                        continue
-                    if snapshot is None:
-                        snapshot = env.unwrapped.dump_state()
-                    end, wanted = spans[end_k][0], set(spans[k + 1:end_k + 1, 0].tolist())
-                    nes.load_state(snapshot)
-                    recorded = [s for i, s in play(start, end) if i in wanted]
-                    nes.load_state(snapshot)
-                    released = [s for i, s in play(start, end, nes_actions.BIT[name], spans[last][1]) if i in wanted]
-                    if len(released) != len(recorded):
-                        effect[name][k:last + 1] = 255
-                    else:
-                        effect[name][k:last + 1] = max((int(np.abs(a - b).max()) for a, b in zip(recorded, released)),
-                                                       default=0)
-            end_k = min(k + horizon, T - 1)
-            if end_k > k and not whole_press:
-                end = spans[end_k][0]  # source frame shown as store frame k + horizon
+            snapshot, recorded_until = None, {}  # last store frame compared -> the recorded branch's screens
+            for name in BUTTONS_SHOWN:
+                if whole_press:
+                    last = press_last[name].get(k)  # a press starts at k: release all of it
+                else:
+                    last = k if held[k, nes_actions.BUTTONS.index(name)] else None
+                end_k = k if last is None else min(last + horizon, T - 1)
+                if end_k <= k:
+                    continue
+                end = spans[end_k][0]  # source frame shown as store frame end_k
                 wanted = set(spans[k + 1:end_k + 1, 0].tolist())
-                snapshot = env.unwrapped.dump_state()
-                nes.load_state(snapshot)
-                recorded = [s for i, s in play(start, end) if i in wanted]
-                for name in BUTTONS_SHOWN:
-                    if not held[k, nes_actions.BUTTONS.index(name)]:
-                        continue
+                if snapshot is None:
+                    snapshot = env.unwrapped.dump_state()
+                if end_k not in recorded_until:
                     nes.load_state(snapshot)
-                    released = [s for i, s in play(start, end, nes_actions.BIT[name], stop) if i in wanted]
-                    if len(released) != len(recorded):  # one branch died or cleared the level
-                        effect[name][k] = 255
-                    else:
-                        effect[name][k] = max((int(np.abs(a - b).max()) for a, b in zip(recorded, released)), default=0)
+                    recorded_until[end_k] = [s for i, s in play(start, end) if i in wanted]
+                recorded = recorded_until[end_k]
+                nes.load_state(snapshot)
+                released = [s for i, s in play(start, end, nes_actions.BIT[name], spans[last][1]) if i in wanted]
+                if len(released) != len(recorded):  # one branch died or cleared the level
+                    effect[name][k:last + 1] = 255
+                else:
+                    effect[name][k:last + 1] = max((int(np.abs(a - b).max()) for a, b in zip(recorded, released)),
+                                                   default=0)
             for i in range(start, stop):  # the recorded play, through the wrapper as when recording
                 frame, _, terminated, truncated, _ = env.step(int(source[i]))
                 if terminated or truncated:  # the recording's last frames: nothing after them to show a press
