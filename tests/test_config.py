@@ -67,6 +67,19 @@ def test_labels_overlay_quadruples_the_labelled_play_and_composes_with_the_play_
     assert both["vpt"] == play["vpt"]
 
 
+def test_wide_idm_overlay_changes_only_the_idms_widths():
+    """config/demo-wide-idm.yaml widens the IDM and leaves its data, training and the policy alone,
+    so a demo run's recordings and splits are reused."""
+    demo = config.load(ROOT / "config" / "demo.yaml")
+    wide = with_overlays("demo-wide-idm.yaml")
+    changed = {key for key in demo["idm"]["model"] if wide["idm"]["model"][key] != demo["idm"]["model"][key]}
+    assert changed == {"embedding_dim", "ff_dim", "spatial_channels", "feature_channels"}
+    assert wide["idm"]["model"]["embedding_dim"] > demo["idm"]["model"]["embedding_dim"]
+    assert {key: value for key, value in wide.items() if key != "idm"} == \
+        {key: value for key, value in demo.items() if key != "idm"}
+    assert wide["idm"]["training"] == demo["idm"]["training"]
+
+
 def _demo():
     return yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
 
