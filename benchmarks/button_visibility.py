@@ -82,9 +82,10 @@ def replay_visibility(prefix: Path, store_frames, height: int, width: int, fps: 
     effect = {name: np.full(T, -1, np.int16) for name in BUTTONS_SHOWN}
     press_last = {}  # per button, store frame of each press's start -> its last held store frame
     for name in BUTTONS_SHOWN:
-        column = np.concatenate([[False], held[:, nes_actions.BUTTONS.index(name)], [False]]).astype(np.int8)
-        edges = np.flatnonzero(np.diff(column))
-        press_last[name] = dict(zip(edges[::2].tolist(), (edges[1::2] - 1).tolist()))
+        column = held[:, nes_actions.BUTTONS.index(name)]
+        starts = nes_actions.onsets(column)
+        lasts = starts + nes_actions.press_lengths(column)[starts] - 1
+        press_last[name] = dict(zip(starts.tolist(), lasts.tolist()))
     mismatches = 0
     try:
         frame, _ = env.reset(seed=int(meta["seed"]))
