@@ -289,3 +289,48 @@ def test_a_changed_run_trains_afresh_and_a_longer_budget_resumes(stores, tmp_pat
     with caplog.at_level("INFO", logger="swag.train"):  # other data: one store fewer
         train(other, tiny_training(max_steps=2), out, stores[:1], stores[2:], progress=False)
     assert "training afresh" in caplog.text
+
+
+def test_head_refit_changes_only_the_head_and_labels_validation_better(stores, tmp_path):
+    """`refit_head`: after training, the head alone is refit on the frozen trunk; the refit head is
+    kept because it labels the validation windows better, and the trunk is the trained one."""
+    plain = train(ModelConfig(**TINY), tiny_training(), tmp_path / "plain", stores[:2], stores[2:], progress=False)
+    refit = train(ModelConfig(**TINY), tiny_training(refit_head=True), tmp_path / "refit", stores[:2], stores[2:],
+                  progress=False)
+    assert plain["head_refit"] is None
+    report = refit["head_refit"]
+    assert report["kept"]
+    assert report["after"]["exact_match"] > report["before"]["exact_match"]
+    trained = load_checkpoint(tmp_path / "plain" / "model.pt")["model"]
+    kept = load_checkpoint(tmp_path / "refit" / "model.pt")["model"]
+    for name in trained:
+        if name.startswith("head."):
+            assert not torch.equal(kept[name], trained[name]), name
+        else:
+            assert torch.equal(kept[name], trained[name]), name
+    assert json.loads((tmp_path / "refit" / "train_log.json").read_text())["head_refit"] == report
+
+
+def test_head_refit_is_discarded_when_it_labels_validation_worse(stores, tmp_path):
+    """Validation labelled with the trained head's own predictions: the trained head scores 1.0 on
+    it, so a refit head that changes any of them labels it worse, and the trained head stays."""
+    from swag.data import WindowDataset
+    from swag.train import _trunk_features, refit_head
+
+    train(ModelConfig(**TINY), tiny_training(), tmp_path / "out", stores[:2], stores[2:], progress=False)
+    model = load_model(tmp_path / "out" / "model.pt")
+    trained_head = {k: v.clone() for k, v in model.head.state_dict().items()}
+    features, _, _ = _trunk_features(model, WindowDataset(stores[2:], 8, 8, 16, 12), "cpu", "auto")
+    own_labels, _ = model.predict(model.head(features))  # (windows, 8): the store's 48 frames in order
+    agreeing = str(tmp_path / "agreeing.zarr")
+    with StoreWriter(agreeing, height=12, width=16, fps=20, attrs={"kind": "recording", "game": "smb1"},
+                     chunk_frames=16) as writer:
+        writer.append(open_store(stores[2]).frames[:], own_labels.flatten().numpy())
+    fit = WindowDataset(stores[:2], 8, 4, 16, 12)
+    report = refit_head(model, fit, WindowDataset([agreeing], 8, 8, 16, 12), "cpu")
+    assert report["before"]["exact_match"] == 1.0
+    assert not report["kept"] and report["after"]["exact_match"] < 1.0
+    assert all(torch.equal(model.head.state_dict()[k], v) for k, v in trained_head.items())
+    # the same refit without validation data is kept
+    assert refit_head(model, fit, None, "cpu")["kept"]
+    assert not torch.equal(model.head.weight, trained_head["weight"])
