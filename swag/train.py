@@ -1,7 +1,8 @@
 """The training loop shared by the IDM and the policy: explicit and linear, CleanRL style.
 
     OUT/checkpoint.pt   everything needed to resume (written every `checkpoint_every` steps and on SIGTERM)
-    OUT/model.pt        the best weights (lowest validation loss) with both configs
+    OUT/model.pt        the best weights (lowest validation loss) with both configs; with
+                        `refit_head`, their action head refit on the frozen trunk (`refit_head`)
     OUT/train_log.json  the curves and the summary;  OUT/curves.png  the same, plotted
     OUT/runs/           TensorBoard events
 
