@@ -536,9 +536,12 @@ def refit_head(model: VPTModel, fit_data: WindowDataset, val_data: WindowDataset
     kept = validation is None or after_refit["exact_match"] >= before_refit["exact_match"]
     if not kept:
         model.head.load_state_dict(before)
-    log.info("head refit on %d windows: validation exact match %s -> %s, loss %s -> %s; %s",
-             len(features), before_refit["exact_match"], after_refit["exact_match"], before_refit["loss"],
-             after_refit["loss"], "kept" if kept else "discarded")
+    if validation is None:
+        log.info("head refit on %d windows; no validation data, kept", len(features))
+    else:
+        log.info("head refit on %d windows: validation exact match %.4f -> %.4f, loss %.4f -> %.4f; %s",
+                 len(features), before_refit["exact_match"], after_refit["exact_match"], before_refit["loss"],
+                 after_refit["loss"], "kept" if kept else "discarded")
     return {"before": before_refit, "after": after_refit, "kept": kept}
 
 
