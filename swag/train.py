@@ -152,6 +152,11 @@ def _run_key(model_config: ModelConfig, config: TrainingConfig, fit_stores, val_
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def cpu_state_dict(model: torch.nn.Module) -> dict:
+    """A copy of `model`'s weights on the CPU, untouched by later training steps."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
 def load_model(path, device="cpu", checkpoint: dict | None = None) -> VPTModel:
     """A trained model from model.pt (or a checkpoint), in eval mode; `checkpoint`: the file's
     contents, when the caller has already read them for something else."""
@@ -401,7 +406,7 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
                         if record["val_loss"] < state["best_val_loss"]:
                             state["best_val_loss"] = record["val_loss"]
                             state["evals_since_best"] = 0
-                            state["best_model"] = {k: v.detach().cpu().clone() for k, v in eval_model.state_dict().items()}
+                            state["best_model"] = cpu_state_dict(eval_model)
                         else:
                             state["evals_since_best"] += 1
                             if state["evals_since_best"] >= config.patience:
@@ -440,12 +445,12 @@ def train(model_config: ModelConfig, config: TrainingConfig, out_dir, fit_stores
         if writer is not None:
             writer.close()
 
-    best = state["best_model"] or {k: v.detach().cpu().clone() for k, v in eval_model.state_dict().items()}
+    best = state["best_model"] or cpu_state_dict(eval_model)
     head_refit = None
     if is_main and config.refit_head:
         eval_model.load_state_dict(best)
         head_refit = refit_head(eval_model, fit_data, val_data, device, config.precision)
-        best = {k: v.detach().cpu().clone() for k, v in eval_model.state_dict().items()}
+        best = cpu_state_dict(eval_model)
 
     summary = {"steps": state["step"], "epochs": state["epoch"], "best_val_loss": state["best_val_loss"]
                if math.isfinite(state["best_val_loss"]) else None, "stopped_early": state["stopped_early"],
