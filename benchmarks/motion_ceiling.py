@@ -100,16 +100,18 @@ def views(motion: dict, num_frames: int, ratio: int) -> dict:
     lo, hi = CONTEXT
     store_offsets, nes_offsets = range(lo, hi + 1), range(lo * ratio, hi * ratio + 1)
     at_t = np.c_[motion["facing_left"][shown], motion["air"][shown]]
-    x20, y20 = motion["x"][shown], motion["y"][shown]
-    index = np.arange(len(shown))
-    drawn_60 = [around(velocity(motion["x"]), shown, nes_offsets), around(velocity(motion["y"]), shown, nes_offsets)]
-    subpixel_60 = [around(velocity(motion["x"] + motion["sub"] / 256), shown, nes_offsets), drawn_60[1]]
+    every_store_frame = np.arange(len(shown))
+    vx_20 = around(velocity(motion["x"][shown]), every_store_frame, store_offsets)
+    vy_20 = around(velocity(motion["y"][shown]), every_store_frame, store_offsets)
+    vx_60 = around(velocity(motion["x"]), shown, nes_offsets)
+    vy_60 = around(velocity(motion["y"]), shown, nes_offsets)
+    vx_60_subpixel = around(velocity(motion["x"] + motion["sub"] / 256), shown, nes_offsets)
+    speed = around(motion["speed"], shown, range(lo * ratio, hi * ratio, ratio))  # at store frames t-2 ... t+3
     features = {
-        VIEWS[0]: np.c_[around(velocity(x20), index, store_offsets), around(velocity(y20), index, store_offsets), at_t],
-        VIEWS[1]: np.c_[drawn_60[0], drawn_60[1], at_t],
-        VIEWS[2]: np.c_[subpixel_60[0], subpixel_60[1], at_t],
-        VIEWS[3]: np.c_[subpixel_60[0], subpixel_60[1], at_t,
-                        around(motion["speed"], shown, range(lo * ratio, hi * ratio, ratio))],
+        VIEWS[0]: np.c_[vx_20, vy_20, at_t],
+        VIEWS[1]: np.c_[vx_60, vy_60, at_t],
+        VIEWS[2]: np.c_[vx_60_subpixel, vy_60, at_t],
+        VIEWS[3]: np.c_[vx_60_subpixel, vy_60, at_t, speed],
     }
     for array in features.values():
         array[starts >= played] = np.nan  # store frames past the replay's end (none when faithful)
