@@ -23,8 +23,8 @@ Mario's motion (not enemies, blocks or the score), so for buttons whose effect l
 the window (B's run) it is no ceiling; for left's brakes and A's jumps, which change Mario's
 motion within frames, it is. `--train-run` fits the classifiers on another run's `train` split
 (4x the labelled play, say) and scores on RUN_DIR's `test` split; a recording in both is an
-error. It needs a finished demo run (`make demo`), so `make bench` skips it. About 2 minutes of
-replay per 10,000 store frames on one core.
+error. It needs a finished demo run (`make demo`), so `make bench` skips it. On the demo's
+labelled play it took about 10 minutes on one thread, most of it fitting the classifiers.
 """
 
 from __future__ import annotations
@@ -77,6 +77,14 @@ def replay_motion(prefix: Path, store_fps: float) -> dict:
     return motion
 
 
+def shown_frames(motion: dict, num_frames: int):
+    """int (num_frames,): the replayed source frame each store frame shows; store frames after
+    the episode ended repeat its last state."""
+    import numpy as np
+
+    return np.minimum(motion["starts"][:num_frames], len(motion["x"]) - 1)
+
+
 def views(motion: dict, num_frames: int, ratio: int) -> dict:
     """Per view of VIEWS, float (num_frames, features) for the store frames; NaN where a frame's
     context runs past the recording (the classifier reads NaN as 0 after standardising)."""
@@ -84,7 +92,7 @@ def views(motion: dict, num_frames: int, ratio: int) -> dict:
 
     played = len(motion["x"])
     starts = motion["starts"][:num_frames]
-    shown = np.minimum(starts, played - 1)  # frames after the episode ended repeat its last state
+    shown = shown_frames(motion, num_frames)
 
     def around(values, at, offsets):  # values[at + offset] per offset, NaN outside
         out = np.full((len(at), len(offsets)), np.nan)
@@ -160,9 +168,8 @@ def load_split(run_dir: Path, split: str) -> tuple[dict, "np.ndarray", list[str]
         prefix = run_dir / "results/raw/idm" / entry["game"] / Path(entry["path"]).stem
         motion = replay_motion(prefix, store.fps)
         T = len(store)
-        shown = np.minimum(motion["starts"][:T], len(motion["x"]) - 1)
         recorded_x = np.asarray(store.info["x_pos"][:T])
-        mismatched += int((motion["x"][shown] != recorded_x).sum())
+        mismatched += int((motion["x"][shown_frames(motion, T)] != recorded_x).sum())
         for view, array in views(motion, T, round(games.NES_FPS / store.fps)).items():
             features[view].append(array)
         truth.append(to_multihot(store.actions)[:, columns].astype(bool))
@@ -186,6 +193,7 @@ def main() -> None:
     from swag.evaluate import precision_recall_f1
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    left = BUTTONS_SHOWN.index("left")
     train_run = args.train_run or args.run_dir
     train, train_truth, train_episodes, train_mismatched = load_split(train_run, "train")
     test, test_truth, test_episodes, test_mismatched = load_split(args.run_dir, "test")
@@ -194,8 +202,8 @@ def main() -> None:
         raise SystemExit(f"{train_run}: its train split holds {len(overlap)} test recordings of {args.run_dir}, "
                          f"e.g. {sorted(overlap)[0]}")
     print(f"fit on {len(train_truth)} store frames of {train_run}'s train split "
-          f"({int(train_truth[:, 1].sum())} with left), scored on {len(test_truth)} of {args.run_dir}'s test split "
-          f"({int(test_truth[:, 1].sum())} with left); replayed x differs from the stores' on "
+          f"({int(train_truth[:, left].sum())} with left), scored on {len(test_truth)} of {args.run_dir}'s test split "
+          f"({int(test_truth[:, left].sum())} with left); replayed x differs from the stores' on "
           f"{train_mismatched + test_mismatched} frames; {args.seeds} classifier seeds")
     print(f"{'view of Mario motion':24} " + " ".join(f"{'F1 ' + name:>8}" for name in BUTTONS_SHOWN)
           + "   left per seed")
@@ -207,7 +215,7 @@ def main() -> None:
                            for b in range(len(BUTTONS_SHOWN))])
         scores = np.array(scores)
         print(f"{view:24} " + " ".join(f"{f:8.3f}" for f in scores.mean(0))
-              + "   " + " / ".join(f"{f:.3f}" for f in scores[:, 1]), flush=True)
+              + "   " + " / ".join(f"{f:.3f}" for f in scores[:, left]), flush=True)
 
 
 if __name__ == "__main__":
